@@ -1,0 +1,141 @@
+"""One way to name a MobileNet.
+
+    >>> parse_spec("mobilenet_v1_0.50_160").name
+    'v1-0.50-160'
+
+Grammar (case-insensitive):
+
+    v1-<alpha>-<res>           v1-0.50-160, v1-0.25-32
+    v2-<alpha>-<res>           v2-1.40-224
+    v3-large-<alpha>-<res>     v3-large-1.00-224
+    v3-small-<alpha>-<res>     v3-small-0.75-224-min   (-min: minimalistic)
+
+`<res>` is one number (square) or `HxW` (non-square, e.g. `224x160`).
+The familiar TF-slim / Keras names are accepted as input too:
+`mobilenet_1.0_224`, `mobilenet_v1_0.50_160`, `mobilenet_v2_1.4_224`,
+`mobilenet_v3_large_1.0_224`, `mobilenet_v3_small_minimalistic_1.0_224`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mobilenets.errors import SpecError
+
+FAMILIES = ("v1", "v2", "v3-large", "v3-small")
+
+VALID_FORMS = (
+    "v1-<alpha>-<res> (v1-0.50-160), v2-<alpha>-<res> (v2-1.40-224), "
+    "v3-large-<alpha>-<res>, v3-small-<alpha>-<res>[-min] (v3-small-0.75-224-min), "
+    "or mobilenet_v1_0.50_160 / mobilenet_v2_1.4_224; <res> may be HxW"
+)
+
+# The smallest input keras.applications accepts for these architectures.
+MIN_RESOLUTION = 32
+
+_NUM = r"(\d+(?:\.\d+)?)"
+_RES = r"(\d+)(?:x(\d+))?"
+_SPEC_RE = re.compile(
+    rf"^(v1|v2|v3-large|v3-small)-{_NUM}-{_RES}(-min)?$"
+)
+_FAMILIAR_RE = re.compile(
+    rf"^mobilenet_(?:(v1|v2|v3_large|v3_small)_)?(minimalistic_)?{_NUM}_{_RES}$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class ModelSpec:
+    """A MobileNet architecture: family, width multiplier and input size."""
+
+    family: str
+    alpha: float
+    height: int
+    width: int
+    minimalistic: bool = False
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise SpecError(
+                f"unknown MobileNet family {self.family!r}; expected one of {', '.join(FAMILIES)}"
+            )
+        if not 0 < self.alpha <= 4:
+            raise SpecError(f"alpha must be in (0, 4]. Received alpha={self.alpha}")
+        if min(self.height, self.width) < MIN_RESOLUTION:
+            raise SpecError(
+                f"input must be at least {MIN_RESOLUTION}x{MIN_RESOLUTION}. "
+                f"Received {self.height}x{self.width}"
+            )
+        if self.minimalistic and not self.family.startswith("v3"):
+            raise SpecError(f"-min (minimalistic) exists only for V3. Received {self.family}")
+
+    @property
+    def name(self) -> str:
+        """Canonical spec string, e.g. `v1-0.50-160` or `v3-small-1.00-224-min`."""
+        res = str(self.height) if self.height == self.width else f"{self.height}x{self.width}"
+        return f"{self.family}-{self.alpha:.2f}-{res}" + ("-min" if self.minimalistic else "")
+
+    @property
+    def keras_name(self) -> str:
+        """The familiar name, e.g. `mobilenet_v1_0.50_160` (parse_spec reads it back)."""
+        res = str(self.height) if self.square else f"{self.height}x{self.width}"
+        family = self.family.replace("-", "_") + ("_minimalistic" if self.minimalistic else "")
+        return f"mobilenet_{family}_{self.alpha:.2f}_{res}"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    @property
+    def square(self) -> bool:
+        return self.height == self.width
+
+    @property
+    def version(self) -> str:
+        """`v1`, `v2` or `v3`."""
+        return self.family[:2]
+
+    def with_resolution(self, height: int, width: int | None = None) -> "ModelSpec":
+        return ModelSpec(self.family, self.alpha, height, width or height, self.minimalistic)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_spec(text: "str | ModelSpec") -> ModelSpec:
+    """Parse a model spec string.
+
+    Args:
+        text: a spec such as `v1-0.50-160`, `v3-small-0.75-224-min`,
+            `mobilenet_v2_1.4_224`, or an existing `ModelSpec`.
+
+    Returns:
+        The `ModelSpec`.
+
+    Raises:
+        SpecError: the text is not a spec; the message quotes it and lists
+            the valid forms.
+    """
+    if isinstance(text, ModelSpec):
+        return text
+    raw = str(text).strip()
+    s = raw.lower()
+    m = _SPEC_RE.match(s)
+    if m:
+        family, alpha, h, w, minimal = m.groups()
+    else:
+        m = _FAMILIAR_RE.match(s)
+        if not m:
+            raise SpecError(f"not a model spec: {raw!r}. Valid forms: {VALID_FORMS}")
+        family, minimal, alpha, h, w = m.groups()
+        family = (family or "v1").replace("_", "-")
+    try:
+        return ModelSpec(
+            family=family,
+            alpha=float(alpha),
+            height=int(h),
+            width=int(w or h),
+            minimalistic=bool(minimal),
+        )
+    except SpecError as e:
+        raise SpecError(f"bad model spec {raw!r}: {e}") from None
