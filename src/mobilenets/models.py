@@ -229,7 +229,8 @@ def _download_imagenet(spec: ModelSpec, include_top: bool) -> Path:
 
     base_url = {"v1": mobilenet, "v2": mobilenet_v2}.get(spec.family, mobilenet_v3).BASE_WEIGHT_PATH
     try:
-        return Path(get_file(names[0], base_url + names[0], cache_subdir="models"))
+        return Path(get_file(names[0], base_url + names[0], cache_dir=str(keras_home()),
+                             cache_subdir="models"))
     except Exception as e:  # noqa: BLE001 - any network failure means the same to the user
         raise MobilenetsError(
             f"ImageNet weights for {spec.name} are not cached and could not be downloaded "
