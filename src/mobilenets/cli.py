@@ -108,9 +108,150 @@ def cmd_profile(args):
     write_rows([{k: v for k, v in summary.items() if v is not None}], "table", title=p.name)
 
 
+# ------------------------------------------------------- retrain / train
+
+
+def _add_training_flags(p, scratch: bool):
+    """Flags shared by retrain and train; None means 'not given' (presets fill it)."""
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="folder of class folders, a .tar.gz of one, 'digits', 'cifar10' or 'cifar10:PATH'")
+    p.add_argument("--arch", help="model spec, e.g. v1-0.25-224 (see 'mobilenets zoo')")
+    p.add_argument("--preset", help="named recipe: " + ("seed-cifar10, scratch" if scratch else "emotion, gender"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--optimizer", choices=["adam", "nadam", "sgd"])
+    p.add_argument("--schedule", choices=["constant", "cosine"])
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--class-weights", choices=["none", "auto"], help="auto: balance imbalanced folders")
+    p.add_argument("--seed", type=int, help="makes a run repeatable")
+    p.add_argument("--validation-percent", type=float, help="held out for validation (default 10)")
+    p.add_argument("--test-percent", type=float, help="held out for testing (default 10)")
+    aug = p.add_argument_group("augmentation (runs inside the tf.data pipeline)")
+    aug.add_argument("--flip-left-right", action="store_true", default=None)
+    aug.add_argument("--random-crop", type=float, metavar="PCT")
+    aug.add_argument("--random-scale", type=float, metavar="PCT")
+    aug.add_argument("--random-brightness", type=float, metavar="PCT")
+    aug.add_argument("--shift", type=float, metavar="PCT", help="translate by up to PCT of the size")
+    aug.add_argument("--augment", metavar="TEXT", help="preset or list, e.g. 'retrain' or 'flip,crop=10'")
+    run = p.add_argument_group("run")
+    run.add_argument("--name", help="run name (default: <data>-<spec>-<time>)")
+    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--cache-dir", help="bottleneck and image cache (default ~/.cache/mobilenets)")
+    run.add_argument("--no-cache", action="store_true", help="compute features again, cache nothing")
+    run.add_argument("--time-budget", type=float, metavar="MIN", dest="time_budget_minutes",
+                     help="stop after the epoch that passes MIN minutes")
+    run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"])
+    run.add_argument("--logical-cpus", type=int, metavar="N",
+                     help="split the CPU into N devices (to try --distribute mirrored)")
+
+
+_AUG_FLAGS = {"flip_left_right": "flip_left_right", "random_crop": "random_crop",
+              "random_scale": "random_scale", "random_brightness": "random_brightness", "shift": "shift"}
+_CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "schedule",
+                 "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
+                 "validation_percent", "test_percent", "time_budget_minutes", "distribute",
+                 "weights", "fine_tune", "fine_tune_epochs", "stem_stride")
+
+
+def _train_config(args, mode: str):
+    from mobilenets.augment import Augment
+    from mobilenets.train import TrainConfig, apply_preset
+
+    given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if args.augment is not None or any(getattr(args, f) for f in _AUG_FLAGS):
+        aug = Augment.parse(args.augment).to_dict()
+        aug.update({k: getattr(args, f) for f, k in _AUG_FLAGS.items() if getattr(args, f)})
+        given["augment"] = Augment.parse(aug).to_dict()
+    if args.no_cache:
+        given["cache_features"] = False
+    if not args.data and not args.resume:
+        raise MobilenetsError("give DATA (a folder, 'digits', 'cifar10:PATH') or --resume RUN_DIR")
+    config = TrainConfig(data=str(args.data or ""), mode=mode)
+    preset = args.preset or (None if mode == "retrain" else "scratch")
+    config = apply_preset(config, preset, explicit=set(given))
+    d = config.to_dict()
+    d.update(given)
+    config = TrainConfig.from_dict(d)
+    config.spec  # validate the spec before any work
+    return config
+
+
+def _run_training(args, mode: str):
+    from mobilenets.data import cache_home
+
+    config = _train_config(args, mode)
+    if args.logical_cpus:
+        from mobilenets.train import split_cpu
+
+        split_cpu(args.logical_cpus)
+    from mobilenets.train import run_training
+
+    cache = None if args.no_cache else (args.cache_dir or cache_home())
+    run = run_training(config, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
+                       cache_dir=cache)
+    print(run)
+
+
+def _add_retrain(sub):
+    p = _command(sub, "retrain", "Transfer learning: retrain a MobileNet on your image folders.",
+                 "mobilenets retrain photos/ --arch v1-0.25-224 --epochs 20\n"
+                 "mobilenets retrain ../shared/data/pokemon-types --arch v1-0.25-224 --fine-tune 30\n"
+                 "mobilenets retrain --resume runs/pokemon-types-v1-0.25-224-20261123-120000")
+    _add_training_flags(p, scratch=False)
+    p.add_argument("--weights", help="imagenet (default; Keras cache or download), none, or a weights file")
+    p.add_argument("--fine-tune", type=int, metavar="N",
+                   help="then unfreeze the top N backbone layers (BatchNorm stays frozen)")
+    p.add_argument("--fine-tune-epochs", type=int)
+    p.set_defaults(func=lambda args: _run_training(args, "retrain"))
+
+
+def _add_train(sub):
+    p = _command(sub, "train", "Train a MobileNet from scratch (e.g. CIFAR-10 at 32x32).",
+                 "mobilenets train digits --arch v1-0.25-32 --epochs 5\n"
+                 "mobilenets train cifar10:cifar-10-python.tar.gz --arch v1-0.50-32 --preset seed-cifar10")
+    _add_training_flags(p, scratch=True)
+    p.add_argument("--stem-stride", type=int, choices=[1, 2],
+                   help="stride of the first convolution (the 'scratch' preset uses 1 for small inputs)")
+    p.set_defaults(func=lambda args: _run_training(args, "scratch"))
+
+
+# ------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(sub):
+    p = _command(sub, "evaluate", "Accuracy, per-class scores, confusion matrix and misclassified files.",
+                 "mobilenets evaluate runs/pets\n"
+                 "mobilenets evaluate runs/pets/model.keras photos/ --split test --json")
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument("data", nargs="?", metavar="DATA", help="default: the run's own data")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--out", help="output folder (default: <run>/evaluation-<split>)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args):
+    from mobilenets.evaluate import evaluate
+    from mobilenets.results import write_rows
+
+    r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    write_rows(r["per_class"], "table", title=f"{args.split}: per class")
+    print(f"accuracy {r['accuracy']:.4f}  top-{r['k']} {r['top_k_accuracy']:.4f}  "
+          f"macro-F1 {r['macro_f1']:.4f}  on {r['count']} images; "
+          f"{len(r['misclassified'])} misclassified -> {r['out_dir']}")
+
+
 # ----------------------------------------------------------------- main
 
-COMMANDS = [_add_zoo, _add_profile]
+COMMANDS = [_add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,169 @@
+"""How good is a trained model: accuracy, per-class scores, confusions.
+
+    mobilenets evaluate runs/pets data/pets --split test
+
+Metrics come from scikit-learn. Results are written as `evaluation.json`,
+`confusion_matrix.png` and `misclassified.csv` (retrain.py's
+`--print_misclassified_test_images`, as a file you can sort).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mobilenets import artifacts
+from mobilenets.errors import MobilenetsError
+
+
+def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list[str],
+                    paths: list | None = None, k: int = 5, batch_size: int = 64) -> dict:
+    """Evaluate a Keras model (or any `predict_fn(images) -> probs`) on arrays.
+
+    Args:
+        model: a Keras model taking 0-255 pixels, or a callable returning
+            class probabilities for a batch of images.
+        images: uint8 or float images, shape (N, H, W, 3).
+        labels: int class indices, shape (N,).
+        classes: class names, index-aligned with the model's outputs.
+        paths: file of each image, for the misclassified list.
+        k: top-k accuracy's k (capped at the number of classes).
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    if len(images) == 0:
+        raise MobilenetsError("nothing to evaluate: the split has no images")
+    probs = _predict(model, images, batch_size)
+    labels = np.asarray(labels).astype(int)
+    pred = probs.argmax(axis=1)
+    k = min(k, len(classes))
+    topk = np.argsort(-probs, axis=1)[:, :k]
+    idx = list(range(len(classes)))
+    p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=idx, zero_division=0)
+    misclassified = [
+        {"path": str(paths[i]) if paths is not None else str(i), "true": classes[labels[i]],
+         "predicted": classes[pred[i]], "confidence": round(float(probs[i, pred[i]]), 4)}
+        for i in np.flatnonzero(pred != labels)
+    ]
+    misclassified.sort(key=lambda m: -m["confidence"])
+    return {
+        "count": int(len(labels)),
+        "accuracy": round(float((pred == labels).mean()), 4),
+        "k": k,
+        "top_k_accuracy": round(float((topk == labels[:, None]).any(axis=1).mean()), 4),
+        "classes": list(classes),
+        "per_class": [
+            {"class": c, "precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+             "f1": round(float(f1[i]), 4), "support": int(support[i])}
+            for i, c in enumerate(classes)
+        ],
+        "macro_f1": round(float(np.mean(f1)), 4),
+        "confusion_matrix": confusion_matrix(labels, pred, labels=idx).tolist(),
+        "misclassified": misclassified,
+    }
+
+
+def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    if hasattr(model, "predict"):
+        out = [model.predict_on_batch(images[i:i + batch_size].astype("float32"))
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate([np.asarray(o) for o in out])
+    return np.asarray(model(images))
+
+
+def write_evaluation(result: dict, out_dir: Path) -> Path:
+    """Write evaluation.json, confusion_matrix.png and misclassified.csv."""
+    out_dir = Path(out_dir)
+    artifacts.write_json(out_dir / "evaluation.json", result)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["path", "true", "predicted", "confidence"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(result["misclassified"])
+    artifacts.write_text(out_dir / "misclassified.csv", buf.getvalue())
+    plot_confusion(result["confusion_matrix"], result["classes"], out_dir / "confusion_matrix.png",
+                   title=f"accuracy {result['accuracy']:.3f} on {result['count']} images")
+    return out_dir
+
+
+def plot_confusion(matrix, classes: list[str], path: Path, title: str = "") -> None:
+    """A row-normalised confusion matrix with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=float)
+    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * n, 1.2 + 0.5 * n))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5) -> dict:
+    """Evaluate a run directory or a `.keras`/`.h5` model on a dataset split.
+
+    Args:
+        target: run directory or model file.
+        data: dataset (folder, builtin name, ...); default: the run's own.
+        split: `train`, `val` or `test`.
+        out_dir: where to write results (default: `<run>/evaluation-<split>`
+            or beside the model file).
+        k: top-k accuracy's k.
+    """
+    from mobilenets.data import open_dataset
+    from mobilenets.profile import load_keras_model
+
+    target = Path(target)
+    config = {}
+    if target.is_dir():
+        cfg = target / "config.json"
+        if not cfg.is_file():
+            raise MobilenetsError(f"not a run directory (no config.json): {target}")
+        config = json.loads(cfg.read_text())
+        model_path = target / "model.keras"
+        default_out = target / f"evaluation-{split}"
+    else:
+        model_path = target
+        default_out = target.parent / f"{target.stem}-evaluation-{split}"
+    if not model_path.is_file():
+        raise MobilenetsError(f"no model at {model_path}")
+    model = load_keras_model(model_path)
+    if data is None:
+        if "data" not in config:
+            raise MobilenetsError("give the data to evaluate on (a model file has no run config)")
+        data = config["data"]
+    ds = open_dataset(data, validation_percent=config.get("validation_percent", 10),
+                      test_percent=config.get("test_percent", 10)) if isinstance(data, (str, Path)) else data
+    classes = list(ds.classes)
+    n_out = model.output_shape[-1]
+    if n_out != len(classes):
+        raise MobilenetsError(f"the model has {n_out} outputs but the data has {len(classes)} classes")
+    images, labels, paths = ds.arrays(split, tuple(model.input_shape[1:3]))
+    result = evaluate_arrays(model, images, labels, classes, paths, k=k)
+    result["split"] = split
+    result["model"] = str(model_path)
+    write_evaluation(result, Path(out_dir) if out_dir else default_out)
+    result["out_dir"] = str(Path(out_dir) if out_dir else default_out)
+    return result

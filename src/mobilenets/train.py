@@ -1,0 +1,605 @@
+"""Retrain a MobileNet on your folders, or train one from scratch.
+
+    mobilenets retrain data/pets --arch v1-0.25-224 --fine-tune 20
+    mobilenets train cifar10:/data/cifar-10-python.tar.gz --arch v1-0.50-32
+
+Everything a run makes lands in `runs/<name>/`, each file written atomically:
+`config.json` (all settings: enough to rebuild the run), `data_report.json`,
+`model.keras`, `labels.txt`, `history.csv`, `metrics.json`,
+`training_curves.png`, `logs/` (TensorBoard) and `checkpoints/`. A checkpoint
+is saved after every epoch, so `--resume runs/<name>` after Ctrl-C or kill -9
+loses at most the epoch that was running.
+
+Transfer learning (`retrain`) first trains only the new head. Without
+augmentation the frozen backbone's pooled features are computed once and
+cached on disk, keyed by model, weights and image content (TF-Hub
+retrain.py's bottleneck trick): a second run skips the backbone entirely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from mobilenets import artifacts
+from mobilenets.augment import Augment
+from mobilenets.errors import MobilenetsError
+from mobilenets.specs import parse_spec
+
+PHASES = ("head", "fine_tune", "train")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; saved as `config.json` beside the model.
+
+    Defaults are for `retrain`; `PRESETS` and `scratch_defaults()` change them.
+    """
+
+    data: str  # folder, .tar.gz, "digits", "cifar10", "cifar10:PATH"
+    arch: str = "v1-0.25-224"
+    mode: str = "retrain"  # retrain (transfer) | scratch
+    weights: str = "imagenet"  # imagenet | none | PATH  (retrain only)
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"  # adam | nadam | sgd
+    schedule: str = "constant"  # constant | cosine
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    class_weights: str = "none"  # none | auto
+    dropout: float = 0.2
+    fine_tune: int = 0  # retrain: unfreeze the top N backbone layers afterwards
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float | None = None  # default learning_rate / 10
+    stem_stride: int = 2  # scratch: 1 keeps full resolution in the stem (32 px inputs)
+    augment: dict = field(default_factory=dict)  # Augment fields
+    validation_percent: float = 10.0
+    test_percent: float = 10.0
+    seed: int = 0
+    time_budget_minutes: float | None = None
+    distribute: str = "none"  # none | mirrored | multiworker
+    cache_features: bool = True
+    preset: str | None = None
+    faces: bool = False
+
+    @property
+    def spec(self):
+        return parse_spec(self.arch)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["spec"] = self.spec.name
+        d["image_size"] = [self.spec.height, self.spec.width]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# The seed article's CIFAR-10 recipe, verbatim: Nadam, batch 32, categorical
+# cross-entropy, width/height shift 0.1 and horizontal flip.
+PRESETS = {
+    "seed-cifar10": dict(mode="scratch", optimizer="nadam", learning_rate=1e-3, batch_size=32,
+                         schedule="constant", label_smoothing=0.0, weight_decay=0.0,
+                         augment={"flip_left_right": True, "shift": 10.0, "fill": "reflect"},
+                         stem_stride=2, dropout=1e-3),
+    # Ours for small images from scratch: SGD + Nesterov momentum with warm-up
+    # and cosine decay, label smoothing, decoupled weight decay, reflect-pad
+    # crop + flip, and a stride-1 stem so 32 px inputs are not shrunk to
+    # 1x1 before the last blocks.
+    "scratch": dict(mode="scratch", optimizer="sgd", learning_rate=0.1, batch_size=128,
+                    schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=5e-4,
+                    augment={"flip_left_right": True, "pad_crop": 4}, stem_stride=1, dropout=0.2),
+}
+
+
+def apply_preset(config: TrainConfig, name: str | None, explicit: set[str] = frozenset()) -> TrainConfig:
+    """Return `config` with preset `name` applied, keeping `explicit` fields."""
+    if not name:
+        return config
+    presets = dict(PRESETS)
+    try:
+        from mobilenets.faces import PRESETS as FACE_PRESETS
+
+        for key, p in FACE_PRESETS.items():
+            presets.setdefault(key, _face_preset(p))
+    except ImportError:
+        pass
+    if name not in presets:
+        raise MobilenetsError(f"unknown preset {name!r}; choose from {', '.join(sorted(presets))}")
+    d = config.to_dict()
+    for k, v in presets[name].items():
+        if k not in explicit:
+            d[k] = v
+    d["preset"] = name
+    return TrainConfig.from_dict(d)
+
+
+def _face_preset(p) -> dict:
+    d = {k: getattr(p, k) for k in ("epochs", "batch_size", "learning_rate", "weights")
+         if hasattr(p, k)}
+    if hasattr(p, "arch"):
+        d["arch"] = p.arch
+    if hasattr(p, "faces"):
+        d["faces"] = p.faces
+    aug = getattr(p, "augment", None)
+    if isinstance(aug, dict):
+        d["augment"] = aug
+    return d
+
+
+# ------------------------------------------------------------------ run dir
+
+
+def new_run_dir(runs_dir: "str | os.PathLike", name: str | None, config: TrainConfig) -> Path:
+    """`runs/<name>`: the given name, else `<data>-<spec>-<timestamp>`."""
+    if not name:
+        data = Path(config.data.split(":")[-1]).name.replace(".tar.gz", "") or "data"
+        name = f"{data}-{config.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = Path(runs_dir) / name
+    if (run / "config.json").exists():
+        raise MobilenetsError(f"run {run} exists; pass --resume {run} to continue it, or a new --name")
+    run.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def load_run_config(run: Path) -> TrainConfig:
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise MobilenetsError(f"not a run directory (no config.json): {run}")
+    return TrainConfig.from_dict(json.loads(path.read_text()))
+
+
+def _state(run: Path) -> dict:
+    path = run / "checkpoints" / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {"done": [], "history": []}
+
+
+# ------------------------------------------------------------------ model
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float):
+    import keras
+
+    schedule = lr
+    if config.schedule == "cosine":
+        total = max(1, steps_per_epoch * epochs)
+        warmup = int(steps_per_epoch * config.warmup_epochs)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr / 10 if warmup else lr, decay_steps=max(1, total - warmup),
+            warmup_target=lr if warmup else None, warmup_steps=warmup)
+    elif config.schedule != "constant":
+        raise MobilenetsError(f"schedule must be constant or cosine. Received {config.schedule!r}")
+    wd = config.weight_decay or None
+    if config.optimizer == "adam":
+        return keras.optimizers.AdamW(schedule, weight_decay=wd) if wd else keras.optimizers.Adam(schedule)
+    if config.optimizer == "nadam":
+        return keras.optimizers.Nadam(schedule, weight_decay=wd)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
+    raise MobilenetsError(f"optimizer must be adam, nadam or sgd. Received {config.optimizer!r}")
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float):
+    import keras
+
+    model.compile(
+        optimizer=_optimizer(config, steps_per_epoch, epochs, lr),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=min(5, model.output_shape[-1]),
+                                                                    name="top_k")],
+    )
+
+
+def build_for_config(config: TrainConfig, classes: int):
+    """The model a run trains: raw 0-255 pixels in, class probabilities out."""
+    from mobilenets.models import build_model
+
+    spec = config.spec
+    if config.mode == "retrain":
+        return build_model(spec, classes=classes, weights=config.weights, head="new",
+                           dropout=config.dropout, preprocessing=True)
+    model = build_model(spec, classes=classes, weights=None, head="keras",
+                        dropout=config.dropout, preprocessing=True)
+    if config.stem_stride != 2:
+        model = _with_stem_stride(model, config.stem_stride)
+    return model
+
+
+def _with_stem_stride(model, stride: int):
+    """Rebuild `model` with its first convolution at `stride` (1 for 32 px)."""
+    import keras
+
+    cfg = model.get_config()
+    for layer in cfg["layers"]:
+        if layer["class_name"] == "Conv2D":
+            layer["config"]["strides"] = [stride, stride]
+            break
+    return keras.Model.from_config(cfg)
+
+
+def set_trainable(model, fine_tune_layers: int) -> int:
+    """Freeze the backbone except its top `fine_tune_layers` layers.
+
+    BatchNormalization layers stay frozen, so they run in inference mode
+    with their ImageNet statistics (Keras's recommendation for fine-tuning).
+    Returns the number of trainable backbone layers.
+    """
+    from mobilenets.models import backbone_layer_count
+
+    n = backbone_layer_count(model)
+    unfrozen = 0
+    for i, layer in enumerate(model.layers):
+        if i >= n:
+            layer.trainable = True
+            continue
+        train = i >= n - fine_tune_layers and type(layer).__name__ != "BatchNormalization"
+        layer.trainable = train
+        unfrozen += bool(train and layer.weights)
+    return unfrozen
+
+
+def _strategy(config: TrainConfig):
+    import tensorflow as tf
+
+    if config.distribute == "none":
+        return None
+    if config.distribute == "mirrored":
+        cpus = tf.config.list_logical_devices("CPU")
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in cpus]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if config.distribute == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise MobilenetsError(f"distribute must be none, mirrored or multiworker. Received {config.distribute!r}")
+
+
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def split_cpu(n: int) -> None:
+    """Expose the CPU as `n` logical devices (call before TensorFlow runs anything)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+# ------------------------------------------------------------------ callbacks
+
+
+def _epoch_callbacks(run: Path | None, phase: str, state: dict, config: TrainConfig,
+                     started: float, checkpoint: bool = True):
+    """History rows for every epoch; with `checkpoint`, also model and state on disk."""
+    import keras
+
+    class EpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"phase": phase, "epoch": epoch + 1}
+            row.update({k: float(v) for k, v in (logs or {}).items()})
+            state["history"].append(row)
+            budget = config.time_budget_minutes
+            if budget and time.monotonic() - started > budget * 60:
+                self.model.stop_training = True
+                state["stopped_by_time_budget"] = True
+            if not checkpoint:
+                return
+            # Model first, then the state that points at it: a kill between
+            # the two only repeats this epoch.
+            with artifacts.atomic_path(run / "checkpoints" / f"{phase}.keras") as tmp:
+                self.model.save(tmp)
+            state["phase"], state["epoch"] = phase, epoch + 1
+            artifacts.write_json(run / "checkpoints" / "state.json", state)
+            write_history(run / "history.csv", state["history"])
+
+    callbacks = [EpochEnd()]
+    if checkpoint:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs" / phase),
+                                                     write_graph=False))
+    return callbacks
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    keys: dict = {}
+    for row in history:
+        keys.update(dict.fromkeys(row))
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(keys), lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    artifacts.write_text(path, out.getvalue())
+
+
+# ------------------------------------------------------------------ training
+
+
+def _onehot(ds, classes: int):
+    import tensorflow as tf
+
+    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _class_weights(labels: np.ndarray, classes: int, mode: str):
+    if mode == "none":
+        return None
+    if mode != "auto":
+        raise MobilenetsError(f"class weights must be none or auto. Received {mode!r}")
+    counts = np.bincount(labels, minlength=classes).astype(float)
+    return {i: float(len(labels) / (classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def _verbose() -> int:
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _image_cache(cache_dir: Path | None) -> Path | None:
+    """Decoded, resized images are kept here between runs."""
+    return cache_dir / "images" if cache_dir else None
+
+
+def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, started, strategy,
+               cache_dir=None):
+    """Train `model` on the image pipeline for one phase, resumable."""
+    import keras
+
+    size = (config.spec.height, config.spec.width)
+    n_cls = len(data.classes)
+    aug = Augment.parse(config.augment)
+    images = _image_cache(cache_dir)
+    train = _onehot(data.dataset("train", size, batch_size=config.batch_size, shuffle=True,
+                                 augment=None if aug.is_identity else aug, seed=config.seed,
+                                 cache_dir=images), n_cls)
+    val = (_onehot(data.dataset(splits["val"], size, batch_size=config.batch_size,
+                                cache_dir=images), n_cls)
+           if splits.get("val") else None)
+    steps = int(train.cardinality()) if int(train.cardinality()) > 0 else 1
+    initial = 0
+    ckpt = run / "checkpoints" / f"{phase}.keras"
+    with _scope(strategy):
+        if state.get("phase") == phase and ckpt.is_file():
+            initial = int(state["epoch"])
+            model = keras.saving.load_model(ckpt)  # weights and optimizer state
+            print(f"resuming {phase} at epoch {initial + 1}/{epochs}", file=sys.stderr)
+        else:
+            _compile(model, config, steps, epochs, lr)
+    if initial < epochs:
+        labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
+        model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
+                  callbacks=_epoch_callbacks(run, phase, state, config, started), verbose=_verbose(),
+                  class_weight=None if labels is None else _class_weights(labels, n_cls, "auto"))
+    state["done"].append(phase)
+    artifacts.write_json(run / "checkpoints" / "state.json", state)
+    return model
+
+
+def _feature_key(config: TrainConfig, images: np.ndarray) -> str:
+    h = hashlib.sha256()
+    weights = config.weights
+    if weights not in ("imagenet", "none") and Path(weights).is_file():
+        weights = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    h.update(json.dumps([config.spec.name, weights, list(images.shape)]).encode())
+    h.update(np.ascontiguousarray(images).data)
+    return h.hexdigest()[:24]
+
+
+def extract_features(backbone, images: np.ndarray, key: str, cache_dir: Path | None,
+                     batch_size: int = 64) -> tuple[np.ndarray, bool]:
+    """Pooled backbone features for `images`, from the disk cache when present.
+
+    Returns:
+        (features, cache_hit)
+    """
+    path = cache_dir / "features" / f"{key}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        return np.load(path), True
+    feats = backbone.predict(images.astype("float32"), batch_size=batch_size, verbose=_verbose() == 1)
+    if path is not None:
+        with artifacts.atomic_path(path) as tmp:
+            np.save(tmp, feats)
+    return feats, False
+
+
+def _head_on_features(model, run, config, data, splits, state, cache_dir, started):
+    """Train the new head on cached backbone features (no augmentation)."""
+    import keras
+
+    from mobilenets.models import HEAD_LAYERS
+
+    size = (config.spec.height, config.spec.width)
+    n_cls = len(data.classes)
+    backbone = keras.Model(model.inputs, model.get_layer(HEAD_LAYERS[0]).output)
+    feats, hits = {}, {}
+    for split in ("train", splits.get("val")):
+        if not split:
+            continue
+        images, labels, _ = data.arrays(split, size, cache_dir=_image_cache(cache_dir))
+        key = _feature_key(config, images)
+        feats[split], hits[split] = extract_features(backbone, images, key, cache_dir)
+        feats[split] = (feats[split], labels)
+    state["feature_cache_hit"] = all(hits.values())
+    print(f"bottleneck features: {'cache hit' if state['feature_cache_hit'] else 'computed'}"
+          + (f" ({cache_dir / 'features'})" if cache_dir else ""), file=sys.stderr)
+
+    head_in = keras.Input(shape=(feats["train"][0].shape[1],))
+    x = keras.layers.Dropout(config.dropout, name=HEAD_LAYERS[1])(head_in)
+    out = keras.layers.Dense(n_cls, activation="softmax", name=HEAD_LAYERS[2])(x)
+    head = keras.Model(head_in, out)
+    head.get_layer(HEAD_LAYERS[2]).set_weights(model.get_layer(HEAD_LAYERS[2]).get_weights())
+    x_train, y_train = feats["train"]
+    steps = int(np.ceil(len(x_train) / config.batch_size))
+    _compile(head, config, steps, config.epochs, config.learning_rate)
+    val = None
+    if splits.get("val"):
+        xv, yv = feats[splits["val"]]
+        val = (xv, keras.utils.to_categorical(yv, n_cls))
+    head.fit(x_train, keras.utils.to_categorical(y_train, n_cls), validation_data=val,
+             batch_size=config.batch_size, epochs=config.epochs, verbose=0 if _verbose() == 2 else 1,
+             callbacks=_epoch_callbacks(run, "head", state, config, started, checkpoint=False),
+             class_weight=_class_weights(y_train, n_cls, config.class_weights), shuffle=True)
+    model.get_layer(HEAD_LAYERS[2]).set_weights(head.get_layer(HEAD_LAYERS[2]).get_weights())
+    write_history(run / "history.csv", state["history"])
+    state["done"].append("head")
+    with artifacts.atomic_path(run / "checkpoints" / "head.keras") as tmp:
+        model.save(tmp)
+    artifacts.write_json(run / "checkpoints" / "state.json", state)
+    return model
+
+
+def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
+                 resume: "str | os.PathLike | None" = None, cache_dir: "str | os.PathLike | None" = None,
+                 data=None) -> Path:
+    """Train (or resume) a run and write everything to its directory.
+
+    Args:
+        config: the settings (ignored when resuming: the run's own are used).
+        runs_dir: parent of new run directories.
+        name: run name (default: data-spec-timestamp).
+        resume: an existing run directory to continue.
+        cache_dir: where bottleneck features are cached (None: no cache).
+        data: an already opened dataset (default: `open_dataset(config.data)`).
+
+    Returns:
+        The run directory.
+    """
+    import keras
+
+    from mobilenets.data import open_dataset
+
+    started = time.monotonic()
+    if resume:
+        run = Path(resume)
+        config = load_run_config(run)
+        state = _state(run)
+        if "complete" in state.get("done", []):
+            raise MobilenetsError(f"run {run} is already complete")
+    else:
+        run = new_run_dir(runs_dir, name, config)
+        state = {"done": [], "history": []}
+        artifacts.write_json(run / "config.json", config.to_dict())
+    keras.utils.set_random_seed(config.seed)
+    cache_dir = Path(cache_dir) if cache_dir and config.cache_features else None
+
+    if data is None:
+        data = open_dataset(config.data, validation_percent=config.validation_percent,
+                            test_percent=config.test_percent)
+    data.write_report(run / "data_report.json")
+    classes = list(data.classes)
+    artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
+    splits = _split_names(data)
+    strategy = _strategy(config)
+    if strategy is not None and config.mode == "retrain":
+        config.cache_features = False  # features are computed on one device anyway
+
+    with _scope(strategy):
+        model = build_for_config(config, len(classes))
+    if config.mode == "retrain":
+        aug = Augment.parse(config.augment)
+        if "head" not in state["done"]:
+            set_trainable(model, 0)
+            if aug.is_identity and config.cache_features and strategy is None:
+                model = _head_on_features(model, run, config, data, splits, state, cache_dir, started)
+            else:
+                if not aug.is_identity:
+                    print("augmentation is on: bottleneck features are not cached "
+                          "(each epoch sees new images)", file=sys.stderr)
+                model = _fit_phase(model, run, "head", config, data, splits, config.epochs,
+                                   config.learning_rate, state, started, strategy, cache_dir)
+        else:
+            with _scope(strategy):
+                model = keras.saving.load_model(run / "checkpoints" / "head.keras")
+        if config.fine_tune and "fine_tune" not in state["done"]:
+            set_trainable(model, config.fine_tune)
+            lr = config.fine_tune_learning_rate or config.learning_rate / 10
+            model = _fit_phase(model, run, "fine_tune", config, data, splits,
+                               config.fine_tune_epochs, lr, state, started, strategy, cache_dir)
+    else:
+        model = _fit_phase(model, run, "train", config, data, splits, config.epochs,
+                           config.learning_rate, state, started, strategy, cache_dir)
+
+    finish_run(run, model, data, splits, state, started, _image_cache(cache_dir))
+    return run
+
+
+def _split_names(data) -> dict:
+    return {split: split for split in data.splits}
+
+
+def finish_run(run: Path, model, data, splits: dict, state: dict, started: float,
+               image_cache: Path | None = None) -> dict:
+    """Save the model, evaluate it and write metrics, curves and the summary."""
+    from mobilenets.evaluate import evaluate_arrays
+
+    with artifacts.atomic_path(run / "model.keras") as tmp:
+        model.save(tmp)
+    size = tuple(model.input_shape[1:3])
+    metrics = {"train_seconds": round(time.monotonic() - started, 1),
+               "feature_cache_hit": state.get("feature_cache_hit"),
+               "stopped_by_time_budget": state.get("stopped_by_time_budget", False)}
+    rows = []
+    for split in ("val", "test"):
+        if split in splits:
+            images, labels, paths = data.arrays(split, size, cache_dir=image_cache)
+            result = evaluate_arrays(model, images, labels, list(data.classes), paths)
+            metrics[split] = {k: result[k] for k in ("accuracy", "top_k_accuracy", "k", "count")}
+            rows.append({"split": split, "images": result["count"],
+                         "accuracy": result["accuracy"], f"top-{result['k']}": result["top_k_accuracy"]})
+            if split == "test":
+                from mobilenets.evaluate import write_evaluation
+
+                write_evaluation(result, run / "evaluation")
+    artifacts.write_json(run / "metrics.json", metrics)
+    plot_history(state["history"], run / "training_curves.png")
+    state["done"].append("complete")
+    artifacts.write_json(run / "checkpoints" / "state.json", state)
+    from mobilenets.results import write_rows
+
+    print(f"run: {run}", file=sys.stderr)
+    if rows:
+        write_rows(rows, "table", title=f"{run.name}")
+    return metrics
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Loss and accuracy per epoch, train and validation, phases in sequence."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    x = np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            ys = [row.get(prefix + metric, np.nan) for row in history]
+            if not np.all(np.isnan(ys)):
+                ax.plot(x, ys, style, label=(prefix or "train_") + metric)
+        phases = [row["phase"] for row in history]
+        for i in range(1, len(phases)):
+            if phases[i] != phases[i - 1]:
+                ax.axvline(i + 0.5, color="grey", lw=0.8)
+                ax.text(i + 0.6, ax.get_ylim()[1], phases[i], va="top", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
