@@ -1,0 +1,833 @@
+"""Faces: crop the face before the classifier sees it, and the face-attribute data.
+
+    report = crop_faces_in_folder("photos/", "photos-faces/", margin=0.2)
+
+Three concerns, all for the seed article's two face models (gender on
+IMDB-WIKI with MobileNet V1 0.5-224, emotion with MobileNet V2 1.4-224):
+
+- `FaceCropper` finds the largest face with OpenCV's bundled Haar cascade
+  (`cv2.data.haarcascades`; nothing is downloaded at run time), crops it with
+  a margin and falls back to the whole image when it finds none. Images
+  smaller than `already_cropped_below` pixels on a side (FER's 48x48 faces)
+  are taken to be face crops already and pass through without detection.
+  `crop_faces_in_folder` applies it to a whole image-folder tree, which is
+  the simplest way to put faces in front of any part of the pipeline.
+- `load_imdb_wiki` / `imdb_wiki_to_folder` / `gender_dataset` read the
+  IMDB-WIKI release (`wiki.mat` or `imdb.mat` beside the `00/ ... 99/`
+  image folders), filter it as its publishers recommend, and write a plain
+  `female/ male/` folder tree that the ordinary folder pipeline trains on.
+- `PRESETS` holds the emotion and gender training settings.
+
+Boxes are `(x1, y1, x2, y2)` in 0-based pixel coordinates, `x2`/`y2`
+exclusive, so `image[y1:y2, x1:x2]` is the face.
+
+OpenCV and SciPy are imported inside the functions that need them, so
+`import mobilenets.faces` stays cheap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mobilenets.errors import MobilenetsError
+from mobilenets.specs import parse_spec
+
+CASCADE = "haarcascade_frontalface_default.xml"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+GENDER_CLASSES = ("female", "male")
+EMOTION_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The report written into every folder tree this module makes.
+REPORT_NAME = "faces.json"
+
+_INSTALL_HINT = 'pip install "opencv-python-headless>=4.8,<5"'
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as e:
+        raise MobilenetsError(
+            f"face detection needs OpenCV with its Haar cascades ({e}); install it: {_INSTALL_HINT}"
+        ) from None
+    return cv2
+
+
+# --------------------------------------------------------------------------
+# Face detection and cropping
+# --------------------------------------------------------------------------
+
+
+class FaceCropper:
+    """Crop the largest face of an image, or keep the whole image.
+
+        cropper = FaceCropper(margin=0.2)
+        face, found = cropper.crop(rgb)      # face is always HxWx3 uint8
+        cropper.report()                     # {"images": 1, "found": 1, ...}
+
+    One instance may be shared by the threads of a pool: each thread gets its
+    own `cv2.CascadeClassifier` (they are not thread-safe) and the counters
+    are updated under a lock.
+
+    Args:
+        margin: widen the detected box by this fraction of its width (and
+            height) on every side before cropping; clamped to the image.
+        min_size: the smallest face to look for, in pixels of the input.
+        already_cropped_below: an image whose shorter side is below this
+            many pixels is taken to be a face crop already (FER's 48x48
+            faces): it skips detection, is returned whole with `found=True`
+            and is counted as `already_cropped`. 0 disables this.
+        cascade: a file name in `cv2.data.haarcascades` or a path to a Haar
+            cascade XML file.
+        scale_factor: `detectMultiScale`'s image-pyramid step.
+        min_neighbors: `detectMultiScale`'s vote threshold; higher means
+            fewer, surer detections.
+        detect_max_side: detect on a copy shrunk so its longer side is at
+            most this many pixels; the box is scaled back, the crop taken
+            from the full-size image.
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.2,
+        min_size: int = 30,
+        *,
+        already_cropped_below: int = 64,
+        cascade: str = CASCADE,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        detect_max_side: int = 640,
+    ):
+        if not (isinstance(margin, (int, float, np.floating)) and 0 <= margin <= 2):
+            raise MobilenetsError(f"margin must be a fraction of the face size in [0, 2]. Received margin={margin!r}")
+        if int(min_size) != min_size or min_size < 1:
+            raise MobilenetsError(f"min_size must be a whole number of pixels >= 1. Received min_size={min_size!r}")
+        if already_cropped_below < 0:
+            raise MobilenetsError(
+                f"already_cropped_below must be >= 0. Received already_cropped_below={already_cropped_below!r}"
+            )
+        if scale_factor <= 1:
+            raise MobilenetsError(f"scale_factor must be > 1. Received scale_factor={scale_factor!r}")
+        if min_neighbors < 0:
+            raise MobilenetsError(f"min_neighbors must be >= 0. Received min_neighbors={min_neighbors!r}")
+        if detect_max_side < 64:
+            raise MobilenetsError(f"detect_max_side must be >= 64. Received detect_max_side={detect_max_side!r}")
+        self.margin = float(margin)
+        self.min_size = int(min_size)
+        self.already_cropped_below = int(already_cropped_below)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.detect_max_side = int(detect_max_side)
+        self.cascade_path = _cascade_path(cascade)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.found = 0
+        self.fallback = 0
+        self.already_cropped = 0
+        self._classifier()  # fail now, not in a worker thread, if the file is bad
+
+    def _classifier(self):
+        classifier = getattr(self._local, "classifier", None)
+        if classifier is None:
+            cv2 = _cv2()
+            try:
+                classifier = cv2.CascadeClassifier(self.cascade_path)
+            except (cv2.error, SystemError):  # OpenCV raises on malformed XML
+                classifier = None
+            if classifier is None or classifier.empty():
+                raise MobilenetsError(f"not a Haar cascade OpenCV can load: {self.cascade_path}")
+            self._local.classifier = classifier
+        return classifier
+
+    def detect(self, image: np.ndarray) -> "tuple[int, int, int, int] | None":
+        """Find the largest face.
+
+        Args:
+            image: HxWx3 RGB, HxWx4 RGBA, HxWx1 or HxW greyscale, uint8.
+
+        Returns:
+            The face box `(x1, y1, x2, y2)` (without margin), or None when
+            the cascade finds no face. Does not touch the counters.
+        """
+        rgb = as_rgb(image)
+        return self._detect(rgb)
+
+    def _detect(self, rgb: np.ndarray):
+        cv2 = _cv2()
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        # Haar detection time grows with pixel count; faces big enough to
+        # classify survive the shrink, and the crop is cut from the original.
+        scale = min(1.0, self.detect_max_side / max(h, w))
+        if scale < 1.0:
+            grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
+                              interpolation=cv2.INTER_AREA)
+        # Evens out exposure, as OpenCV's own face-detection sample does.
+        grey = cv2.equalizeHist(grey)
+        min_px = max(1, round(self.min_size * scale))
+        boxes = self._classifier().detectMultiScale(
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_px, min_px)
+        )
+        if len(boxes) == 0:
+            return None
+        x, y, bw, bh = max((tuple(int(v) for v in b) for b in boxes), key=lambda b: b[2] * b[3])
+        full_h, full_w = rgb.shape[:2]
+        return (math.floor(x / scale), math.floor(y / scale),
+                min(full_w, math.ceil((x + bw) / scale)), min(full_h, math.ceil((y + bh) / scale)))
+
+    def crop(self, image: np.ndarray) -> "tuple[np.ndarray, bool]":
+        """Crop the largest face with the margin, or return the whole image.
+
+        Args:
+            image: HxWx3 RGB, HxWx4 RGBA, HxWx1 or HxW greyscale, uint8.
+
+        Returns:
+            `(crop, found)`: `crop` is always HxWx3 uint8 RGB (greyscale is
+            repeated into three channels); `found` is False when no face was
+            detected and `crop` is the whole image. An image smaller than
+            `already_cropped_below` on a side comes back whole with
+            `found=True`.
+        """
+        rgb = as_rgb(image)
+        h, w = rgb.shape[:2]
+        if min(h, w) < self.already_cropped_below:
+            self._count("already_cropped")
+            return rgb, True
+        box = self._detect(rgb)
+        if box is None:
+            self._count("fallback")
+            return rgb, False
+        self._count("found")
+        x1, y1, x2, y2 = expand_box(box, self.margin, (h, w))
+        return rgb[y1:y2, x1:x2], True
+
+    def _count(self, name: str):
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def report(self) -> dict:
+        """Counters and settings as a flat JSON-ready dict.
+
+        `images` = `found` + `fallback` + `already_cropped`.
+        """
+        with self._lock:
+            found, fallback, already = self.found, self.fallback, self.already_cropped
+        return {
+            "images": found + fallback + already,
+            "found": found,
+            "fallback": fallback,
+            "already_cropped": already,
+            "margin": self.margin,
+            "min_size": self.min_size,
+            "already_cropped_below": self.already_cropped_below,
+            "cascade": Path(self.cascade_path).name,
+        }
+
+
+def _cascade_path(cascade: str) -> str:
+    path = Path(cascade)
+    if path.is_file():
+        return str(path)
+    cv2 = _cv2()
+    bundled = Path(getattr(getattr(cv2, "data", None), "haarcascades", "") or ".") / cascade
+    if bundled.is_file():
+        return str(bundled)
+    raise MobilenetsError(
+        f"no Haar cascade {cascade!r}: not a file, and not bundled with this OpenCV "
+        f"{cv2.__version__} (5.x bundles none; {_INSTALL_HINT})"
+    )
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An image as HxWx3 uint8 RGB.
+
+    Args:
+        image: HxW or HxWx1 greyscale (repeated into 3 channels), HxWx3 RGB
+            (returned as is), or HxWx4 RGBA (alpha dropped); uint8.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise MobilenetsError(f"images must be uint8 (0-255). Received dtype={image.dtype}")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        if image.shape[2] == 3:
+            return image
+        if image.shape[2] == 4:
+            return np.ascontiguousarray(image[:, :, :3])
+        image = image[:, :, 0]
+    if image.ndim != 2 or 0 in image.shape:
+        raise MobilenetsError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image. Received shape={image.shape}")
+    return np.repeat(image[:, :, None], 3, axis=2)
+
+
+def expand_box(box, margin: float, shape) -> "tuple[int, int, int, int]":
+    """Widen a box by `margin` x its size on every side, clamped to the image.
+
+    Args:
+        box: `(x1, y1, x2, y2)`, floats allowed.
+        margin: fraction of the box width (height) added left and right
+            (top and bottom).
+        shape: the image's `(height, width, ...)`.
+
+    Returns:
+        Integer `(x1, y1, x2, y2)` inside the image, at least 1 pixel wide.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    h, w = shape[:2]
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    ix1 = min(w - 1, max(0, math.floor(x1 - dx)))
+    iy1 = min(h - 1, max(0, math.floor(y1 - dy)))
+    ix2 = max(ix1 + 1, min(w, math.ceil(x2 + dx)))
+    iy2 = max(iy1 + 1, min(h, math.ceil(y2 + dy)))
+    return ix1, iy1, ix2, iy2
+
+
+def crop_faces_in_folder(
+    src: "str | os.PathLike",
+    dst: "str | os.PathLike",
+    margin: float = 0.2,
+    *,
+    min_size: int = 30,
+    already_cropped_below: int = 64,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write a face-cropped copy of an image-folder tree.
+
+    Every image under `src` (any depth: `class/x.jpg` or
+    `train/class/x.jpg`) is written as RGB to the same relative path under
+    `dst`, cropped to its largest face, or whole when none is found; files
+    that are not images, hidden files and unreadable images are left out. The tree is
+    built in a temporary folder beside `dst` and renamed into place at the
+    end, so `dst` is either complete or absent. `dst/faces.json` holds the
+    report.
+
+    Args:
+        src: the image-folder tree to read.
+        dst: the folder to create (must not exist unless `overwrite`).
+        margin: see `FaceCropper`.
+        min_size: see `FaceCropper`.
+        already_cropped_below: see `FaceCropper`.
+        workers: threads (default: CPU count, at most 8).
+        overwrite: replace an existing `dst`.
+
+    Returns:
+        The report: `FaceCropper.report()` plus `written`, `unreadable`,
+        `src` and `dst`.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise MobilenetsError(f"not a folder of images: {src}")
+    _check_dst(dst, overwrite, inside=src)
+    files = [p for p in sorted(src.rglob("*")) if _is_image(p, src)]
+    if not files:
+        raise MobilenetsError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {src}")
+    cropper = FaceCropper(margin, min_size, already_cropped_below=already_cropped_below)
+
+    def one(path: Path, out_root: Path) -> bool:
+        image = _read_image(path)
+        if image is None:
+            return False
+        face, _ = cropper.crop(image)
+        _save_image(face, out_root / path.relative_to(src))
+        return True
+
+    with _atomic_tree(dst, overwrite) as tmp:
+        written = _parallel(lambda p: one(p, tmp), files, workers)
+        report = {**cropper.report(), "written": sum(written), "unreadable": len(files) - sum(written),
+                  "src": str(src), "dst": str(dst)}
+        (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+# --------------------------------------------------------------------------
+# Gender data: IMDB-WIKI
+# --------------------------------------------------------------------------
+
+# The struct fields of wiki.mat / imdb.mat that the loader reads.
+_MAT_FIELDS = ("full_path", "gender", "face_location", "face_score", "second_face_score")
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One usable IMDB-WIKI photo.
+
+    Attributes:
+        path: the image file.
+        label: "female" or "male".
+        box: the face `(x1, y1, x2, y2)`, 0-based, converted from the .mat's
+            1-based inclusive MATLAB box.
+        face_score: the publishers' face-detector score.
+    """
+
+    path: Path
+    label: str
+    box: tuple[float, float, float, float]
+    face_score: float
+
+
+def find_mat(path: "str | os.PathLike") -> Path:
+    """The IMDB-WIKI metadata file: `path` itself, or `wiki.mat`/`imdb.mat` in it.
+
+    Args:
+        path: a `.mat` file or the folder that holds one.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("wiki.mat", "imdb.mat"):
+            if (path / name).is_file():
+                return path / name
+        raise MobilenetsError(f"no wiki.mat or imdb.mat in {path}")
+    raise MobilenetsError(f"no such file or folder: {path}")
+
+
+def load_imdb_wiki(
+    mat_path: "str | os.PathLike",
+    *,
+    min_face_score: float = 1.0,
+    max_second_face_score: float | None = None,
+    image_root: "str | os.PathLike | None" = None,
+    check_files: bool = True,
+) -> "tuple[list[FaceRecord], dict]":
+    """Read and filter IMDB-WIKI's `wiki.mat` / `imdb.mat`.
+
+    A photo is kept when, checked in this order (a dropped photo is counted
+    under the first test it fails): there is exactly one face
+    (`second_face_score` is NaN, or below `max_second_face_score` when
+    given), `face_score` is above `min_face_score` (-inf means no face),
+    the gender is known (not NaN), and the image file exists. A photo whose
+    `face_location` is not 4 finite numbers counts as having no face.
+
+    Args:
+        mat_path: the `.mat` file (MATLAB v5, as published) or its folder.
+        min_face_score: keep faces scoring above this (publishers' detector).
+        max_second_face_score: None keeps only photos with no second face;
+            a number also keeps photos whose second face scores below it.
+        image_root: the folder that `full_path` is relative to (default: the
+            .mat's folder, which holds `00/ ... 99/`).
+        check_files: drop records whose image file is missing.
+
+    Returns:
+        `(records, counts)`: the kept `FaceRecord`s in .mat order, and a
+        dict with `total`, `second_face`, `no_face`, `low_face_score`,
+        `unknown_gender`, `missing_file`, `kept`, `female`, `male`.
+    """
+    mat_path = find_mat(mat_path)
+    root = Path(image_root) if image_root is not None else mat_path.parent
+    fields = _read_mat(mat_path)
+    counts = dict.fromkeys(("total", "second_face", "no_face", "low_face_score", "unknown_gender",
+                            "missing_file", "kept", "female", "male"), 0)
+    records = []
+    for rel, gender, loc, score, second in zip(*(fields[k] for k in _MAT_FIELDS)):
+        counts["total"] += 1
+        if not (math.isnan(second) or (max_second_face_score is not None and second < max_second_face_score)):
+            counts["second_face"] += 1
+        elif not math.isfinite(score) or loc is None:
+            counts["no_face"] += 1
+        elif not score > min_face_score:
+            counts["low_face_score"] += 1
+        elif math.isnan(gender) or gender not in (0.0, 1.0):
+            counts["unknown_gender"] += 1
+        elif check_files and not (root / rel).is_file():
+            counts["missing_file"] += 1
+        else:
+            label = GENDER_CLASSES[int(gender)]
+            x1, y1, x2, y2 = loc
+            records.append(FaceRecord(root / rel, label, (x1 - 1, y1 - 1, x2, y2), score))
+            counts["kept"] += 1
+            counts[label] += 1
+    return records, counts
+
+
+def _read_mat(mat_path: Path) -> dict:
+    """The .mat's struct fields as flat Python lists, one entry per photo."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise MobilenetsError('reading IMDB-WIKI .mat files needs SciPy: pip install "scipy>=1.11"') from None
+    try:
+        mat = loadmat(str(mat_path))
+    except NotImplementedError:
+        raise MobilenetsError(f"{mat_path} is a MATLAB v7.3 (HDF5) file; IMDB-WIKI publishes v5 files, "
+                              f"save it with -v7 or re-download it") from None
+    except Exception as e:  # scipy raises ValueError, TypeError, OSError... on garbage
+        raise MobilenetsError(f"not a readable MATLAB .mat file: {mat_path} ({type(e).__name__}: {e})") from None
+    keys = [k for k in ("wiki", "imdb") if k in mat]
+    if not keys:
+        found = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+        raise MobilenetsError(f"{mat_path} holds no 'wiki' or 'imdb' struct (variables: {found})")
+    struct = mat[keys[0]]
+    names = struct.dtype.names or ()
+    missing = [f for f in _MAT_FIELDS if f not in names]
+    if missing or struct.size != 1:
+        raise MobilenetsError(f"{mat_path}: struct {keys[0]!r} is not IMDB-WIKI metadata "
+                              f"(missing fields: {', '.join(missing) or 'none'}; size {struct.size})")
+    record = struct.flat[0]
+    try:
+        fields = {
+            "full_path": [_cell_str(c) for c in np.ravel(record["full_path"])],
+            "gender": [float(v) for v in np.ravel(record["gender"])],
+            "face_location": [_cell_box(c) for c in np.ravel(record["face_location"])],
+            "face_score": [float(v) for v in np.ravel(record["face_score"])],
+            "second_face_score": [float(v) for v in np.ravel(record["second_face_score"])],
+        }
+    except (TypeError, ValueError, IndexError) as e:
+        raise MobilenetsError(f"{mat_path}: garbled IMDB-WIKI field ({e})") from None
+    lengths = {k: len(v) for k, v in fields.items()}
+    if len(set(lengths.values())) != 1:
+        raise MobilenetsError(f"{mat_path}: IMDB-WIKI fields differ in length: {lengths}")
+    return fields
+
+
+def _cell_str(cell) -> str:
+    """A MATLAB cell holding a char array, as loadmat returns it."""
+    flat = np.ravel(cell)
+    return str(flat[0]) if flat.size else ""
+
+
+def _cell_box(cell) -> "tuple[float, float, float, float] | None":
+    """A face_location cell; None (counted as no face) unless it holds 4 finite numbers."""
+    flat = np.ravel(np.asarray(cell, dtype=np.float64))
+    if flat.size != 4 or not np.isfinite(flat).all():
+        return None
+    return tuple(float(v) for v in flat)
+
+
+def imdb_wiki_to_folder(
+    mat_path: "str | os.PathLike",
+    dst: "str | os.PathLike",
+    crop: bool | None = None,
+    margin: float = 0.4,
+    *,
+    min_face_score: float = 1.0,
+    max_second_face_score: float | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write IMDB-WIKI's usable photos as a `female/ male/` folder tree.
+
+    Output files are named after `full_path` with `/` as `_`
+    (`17_10000217_1981-05-05_2009.jpg`), saved as RGB JPEG. The tree is built
+    beside `dst` and renamed into place, so `dst` is complete or absent;
+    `dst/faces.json` holds the report.
+
+    Args:
+        mat_path: `wiki.mat` / `imdb.mat`, or the folder holding it.
+        dst: the folder to create (must not exist unless `overwrite`).
+        crop: cut out `face_location` widened by `margin`. None (default)
+            crops unless the folder is the publishers' `wiki_crop`/`imdb_crop`
+            release, whose images are cropped already (with a 40% margin)
+            while `face_location` still refers to the original photo.
+        margin: fraction of the face size added on every side when cropping.
+        min_face_score: see `load_imdb_wiki`.
+        max_second_face_score: see `load_imdb_wiki`.
+        workers: threads (default: CPU count, at most 8).
+        overwrite: replace an existing `dst`.
+
+    Returns:
+        The report: `load_imdb_wiki`'s counts plus `written`, `unreadable`,
+        `crop`, `margin`, `source` and `dst`.
+    """
+    if margin < 0:
+        raise MobilenetsError(f"margin must be >= 0. Received margin={margin!r}")
+    mat_path = find_mat(mat_path)
+    if crop is None:
+        crop = not mat_path.parent.name.lower().endswith("_crop")
+    dst = Path(dst)
+    _check_dst(dst, overwrite)
+    records, counts = load_imdb_wiki(mat_path, min_face_score=min_face_score,
+                                     max_second_face_score=max_second_face_score)
+    if not records:
+        raise MobilenetsError(f"no usable photos in {mat_path} after filtering: {counts}")
+    root = mat_path.parent
+
+    def one(record: FaceRecord, out_root: Path) -> bool:
+        image = _read_image(record.path)
+        if image is None:
+            return False
+        image = as_rgb(image)
+        if crop:
+            x1, y1, x2, y2 = expand_box(record.box, margin, image.shape)
+            image = image[y1:y2, x1:x2]
+        name = record.path.relative_to(root).as_posix().replace("/", "_")
+        _save_image(image, (out_root / record.label / name).with_suffix(".jpg"))
+        return True
+
+    with _atomic_tree(dst, overwrite) as tmp:
+        for label in GENDER_CLASSES:
+            (tmp / label).mkdir()
+        written = sum(_parallel(lambda r: one(r, tmp), records, workers))
+        report = {**counts, "written": written, "unreadable": len(records) - written, "crop": crop,
+                  "margin": margin, "source": str(mat_path), "dst": str(dst)}
+        (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def gender_dataset(
+    path: "str | os.PathLike",
+    *,
+    cache_dir: "str | os.PathLike | None" = None,
+    crop: bool | None = None,
+    margin: float = 0.4,
+    min_face_score: float = 1.0,
+    max_second_face_score: float | None = None,
+) -> Path:
+    """A `female/ male/` image folder for the gender model, from either layout.
+
+    A folder with `female/` and `male/` sub-folders is returned unchanged.
+    IMDB-WIKI (a `.mat` file, or a folder holding `wiki.mat`/`imdb.mat`) is
+    converted once with `imdb_wiki_to_folder` into a cache folder keyed by
+    the .mat file and the options, and the cached folder is reused after.
+
+    Args:
+        path: the folder or `.mat` file.
+        cache_dir: where converted trees go (default: `$MOBILENETS_CACHE`,
+            else `~/.cache/mobilenets`, plus `/gender`).
+        crop: see `imdb_wiki_to_folder`.
+        margin: see `imdb_wiki_to_folder`.
+        min_face_score: see `load_imdb_wiki`.
+        max_second_face_score: see `load_imdb_wiki`.
+
+    Returns:
+        The folder whose class sub-folders are `female` and `male`.
+    """
+    path = Path(path)
+    if path.is_dir() and all((path / c).is_dir() for c in GENDER_CLASSES):
+        return path
+    if path.is_dir() and not any((path / n).is_file() for n in ("wiki.mat", "imdb.mat")):
+        raise MobilenetsError(
+            f"not a gender dataset: {path} has neither female/ and male/ sub-folders "
+            f"nor IMDB-WIKI's wiki.mat/imdb.mat"
+        )
+    mat_path = find_mat(path)
+    stat = mat_path.stat()
+    options = {"crop": crop, "margin": margin, "min_face_score": min_face_score,
+               "max_second_face_score": max_second_face_score}
+    key = hashlib.sha256(json.dumps(
+        [str(mat_path.resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True
+    ).encode()).hexdigest()[:12]
+    root = Path(cache_dir) if cache_dir is not None else _cache_root() / "gender"
+    dst = root / f"{mat_path.parent.name}-{mat_path.stem}-{key}"
+    if not (dst / REPORT_NAME).is_file():
+        try:
+            imdb_wiki_to_folder(mat_path, dst, overwrite=dst.exists(), **options)
+        except MobilenetsError:
+            if not (dst / REPORT_NAME).is_file():  # else a concurrent run finished it first
+                raise
+    return dst
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("MOBILENETS_CACHE") or "~/.cache/mobilenets").expanduser()
+
+
+# --------------------------------------------------------------------------
+# Folder-tree helpers
+# --------------------------------------------------------------------------
+
+
+def _is_image(path: Path, root: Path) -> bool:
+    rel = path.relative_to(root)
+    return (path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+            and not any(part.startswith(".") for part in rel.parts))
+
+
+def _read_image(path: Path) -> "np.ndarray | None":
+    """RGB or greyscale uint8 pixels, upright per EXIF; None if unreadable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im = im.convert("L" if im.mode in ("1", "L", "I;16", "I") else "RGB")
+            return np.asarray(im)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
+def _save_image(pixels: np.ndarray, path: Path):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(path, quality=95)
+    else:
+        image.save(path)
+
+
+def _check_dst(dst: Path, overwrite: bool, inside: Path | None = None):
+    if inside is not None:
+        s, d = inside.resolve(), dst.resolve()
+        if d == s or s in d.parents:
+            raise MobilenetsError(f"the output folder must be outside the input folder. Received dst={dst}")
+    if dst.exists() and not overwrite:
+        raise MobilenetsError(f"output folder exists: {dst} (remove it or pass overwrite=True)")
+
+
+@contextlib.contextmanager
+def _atomic_tree(dst: Path, overwrite: bool):
+    """Yield a temporary folder beside `dst`; rename it onto `dst` on success.
+
+    A folder tree cannot be swapped in with one rename the way a file can, so
+    an old `dst` is moved aside first, then deleted.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        old = None
+        if dst.exists() and overwrite:
+            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+            os.replace(dst, old / "tree")
+        try:
+            os.replace(tmp, dst)
+        except OSError:  # another process made `dst` meanwhile
+            raise MobilenetsError(f"output folder exists: {dst} (remove it or pass overwrite=True)") from None
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parallel(fn, items, workers: int | None) -> list:
+    workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    if workers < 1:
+        raise MobilenetsError(f"workers must be >= 1. Received workers={workers}")
+    if workers == 1:
+        return [fn(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+# --------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FacePreset:
+    """Training settings for a face-attribute model.
+
+    Attributes:
+        name: the preset's key in `PRESETS`.
+        arch: the model spec to train (`mobilenets.specs` grammar).
+        image_size: input side in pixels (the spec's resolution).
+        classes: the class folder names, or None to take them from the data.
+        faces: crop faces (`FaceCropper`) before training and prediction.
+        epochs, batch_size, learning_rate: the training run.
+        flip_left_right, random_crop, random_scale, random_brightness:
+            augmentation, in `mobilenets.augment.Augment`'s terms (percent).
+        weights: the backbone's starting weights.
+        dataset: what the preset is meant to train on.
+        seed_arch: the architecture the seed article used, for the record.
+        notes: why the settings are what they are.
+    """
+
+    name: str
+    arch: str
+    image_size: int
+    classes: "tuple[str, ...] | None"
+    faces: bool
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    flip_left_right: bool = True
+    random_crop: float = 0.0
+    random_scale: float = 0.0
+    random_brightness: float = 0.0
+    weights: str = "imagenet"
+    dataset: str = ""
+    seed_arch: str = ""
+    notes: str = ""
+
+    def __post_init__(self):
+        spec = parse_spec(self.arch)
+        if not (spec.square and spec.height == self.image_size):
+            raise MobilenetsError(f"preset {self.name!r}: image_size={self.image_size} does not match "
+                                  f"arch {self.arch!r}")
+
+    @property
+    def spec(self):
+        """The `ModelSpec` of `arch`."""
+        return parse_spec(self.arch)
+
+    def augment_options(self) -> dict:
+        """The augmentation as keyword arguments for `Augment` / `Augment.parse`."""
+        return {"flip_left_right": self.flip_left_right, "random_crop": self.random_crop,
+                "random_scale": self.random_scale, "random_brightness": self.random_brightness}
+
+    def to_dict(self) -> dict:
+        """JSON-ready, for config.json."""
+        d = asdict(self)
+        d["classes"] = list(self.classes) if self.classes is not None else None
+        return d
+
+
+PRESETS: dict[str, FacePreset] = {
+    "emotion": FacePreset(
+        name="emotion",
+        # FER's faces are 48x48 greyscale: 96 px (ImageNet weights exist for
+        # V2 at 96) keeps the seed's V2 1.4 at a fraction of 224's cost. To be
+        # measured against seed_arch by the training runs.
+        arch="v2-1.40-96",
+        image_size=96,
+        classes=EMOTION_CLASSES,
+        faces=True,
+        epochs=20,
+        batch_size=64,
+        learning_rate=1e-3,
+        flip_left_right=True,
+        random_crop=10.0,
+        random_scale=10.0,
+        random_brightness=10.0,
+        dataset="FER2013-derived 48x48 faces (../shared/data/fer-emotion-48px.tar.gz)",
+        seed_arch="v2-1.40-224",
+        notes="Seed: MobileNet V2 1.4-224 on AffectNet. FER images are face crops already "
+              "(below 64 px, so FaceCropper passes them through); faces=True crops photos "
+              "at prediction time.",
+    ),
+    "gender": FacePreset(
+        name="gender",
+        arch="v1-0.50-224",
+        image_size=224,
+        classes=GENDER_CLASSES,
+        faces=True,
+        epochs=10,
+        batch_size=64,
+        learning_rate=1e-3,
+        flip_left_right=True,
+        random_crop=10.0,
+        random_scale=10.0,
+        random_brightness=10.0,
+        dataset="IMDB-WIKI (wiki.mat/imdb.mat + 00/..99/) or a female/ male/ folder; see gender_dataset",
+        seed_arch="v1-0.50-224",
+        notes="Seed: MobileNet V1 0.5-224 on IMDB-WIKI, single-face photos only.",
+    ),
+}
+
+
+def get_preset(name: str) -> FacePreset:
+    """A preset from `PRESETS` by name.
+
+    Args:
+        name: `emotion` or `gender`.
+    """
+    try:
+        return PRESETS[str(name).strip().lower()]
+    except KeyError:
+        raise MobilenetsError(f"no face preset {name!r}; choose one of {', '.join(PRESETS)}") from None
