@@ -50,7 +50,7 @@ class TrainConfig:
     arch: str = "v1-0.25-224"
     mode: str = "retrain"  # retrain (transfer) | scratch
     weights: str = "imagenet"  # imagenet | none | PATH  (retrain only)
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
     optimizer: str = "adam"  # adam | nadam | sgd
@@ -64,6 +64,7 @@ class TrainConfig:
     fine_tune_epochs: int = 5
     fine_tune_learning_rate: float | None = None  # default learning_rate / 10
     stem_stride: int = 2  # scratch: 1 keeps full resolution in the stem (32 px inputs)
+    bn_momentum: float | None = None  # scratch: None keeps Keras's (0.99 V1/V3, 0.999 V2)
     augment: dict = field(default_factory=dict)  # Augment fields
     validation_percent: float = 10.0
     test_percent: float = 10.0
@@ -103,7 +104,8 @@ PRESETS = {
     # 1x1 before the last blocks.
     "scratch": dict(mode="scratch", optimizer="sgd", learning_rate=0.1, batch_size=128,
                     schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=5e-4,
-                    augment={"flip_left_right": True, "pad_crop": 4}, stem_stride=1, dropout=0.2),
+                    augment={"flip_left_right": True, "pad_crop": 4}, stem_stride=1, dropout=0.2,
+                    bn_momentum=0.9),
 }
 
 
@@ -215,20 +217,28 @@ def build_for_config(config: TrainConfig, classes: int):
                            dropout=config.dropout, preprocessing=True)
     model = build_model(spec, classes=classes, weights=None, head="keras",
                         dropout=config.dropout, preprocessing=True)
-    if config.stem_stride != 2:
-        model = _with_stem_stride(model, config.stem_stride)
+    if config.stem_stride != 2 or config.bn_momentum is not None:
+        model = _rewired(model, config.stem_stride, config.bn_momentum)
     return model
 
 
-def _with_stem_stride(model, stride: int):
-    """Rebuild `model` with its first convolution at `stride` (1 for 32 px)."""
+def _rewired(model, stem_stride: int, bn_momentum: float | None):
+    """Rebuild `model` with another stem stride and/or BatchNorm momentum.
+
+    A stride-1 stem keeps 32 px inputs from shrinking to 1x1 before the last
+    blocks; a lower momentum lets BatchNorm's moving statistics catch up in
+    short schedules (Keras's 0.99/0.999 lag behind for the first ~1000 steps).
+    """
     import keras
 
     cfg = model.get_config()
+    stem_done = False
     for layer in cfg["layers"]:
-        if layer["class_name"] == "Conv2D":
-            layer["config"]["strides"] = [stride, stride]
-            break
+        if layer["class_name"] == "Conv2D" and not stem_done:
+            layer["config"]["strides"] = [stem_stride, stem_stride]
+            stem_done = True
+        if layer["class_name"] == "BatchNormalization" and bn_momentum is not None:
+            layer["config"]["momentum"] = bn_momentum
     return keras.Model.from_config(cfg)
 
 
@@ -362,12 +372,14 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
     n_cls = len(data.classes)
     aug = Augment.parse(config.augment)
     images = _image_cache(cache_dir)
+    # Replicas must get equal shares of every batch: no ragged last batch.
     train = _onehot(data.dataset("train", size, batch_size=config.batch_size, shuffle=True,
                                  augment=None if aug.is_identity else aug, seed=config.seed,
-                                 cache_dir=images), n_cls)
-    val = (_onehot(data.dataset(splits["val"], size, batch_size=config.batch_size,
-                                cache_dir=images), n_cls)
-           if splits.get("val") else None)
+                                 cache_dir=images, drop_remainder=strategy is not None), n_cls)
+    val = None
+    if splits.get("val"):
+        val = _onehot(_validation_set(data, splits["val"], size, config.batch_size, images,
+                                      strategy), n_cls)
     steps = int(train.cardinality()) if int(train.cardinality()) > 0 else 1
     initial = 0
     ckpt = run / "checkpoints" / f"{phase}.keras"
@@ -386,6 +398,23 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
     state["done"].append(phase)
     artifacts.write_json(run / "checkpoints" / "state.json", state)
     return model
+
+
+def _validation_set(data, split, size, batch_size, image_cache, strategy):
+    """Validation batches; under a strategy every replica must get equal shares.
+
+    Keras 3 fails on ragged per-replica batches in evaluation (AddN shape
+    mismatch), so with N replicas the set is cut to a multiple of N (at most
+    N-1 images) and batched by a multiple of N.
+    """
+    if strategy is None:
+        return data.dataset(split, size, batch_size=batch_size, cache_dir=image_cache)
+    from mobilenets.data import make_dataset
+
+    n = strategy.num_replicas_in_sync
+    images, labels, _ = data.arrays(split, size, cache_dir=image_cache)
+    keep = len(images) - len(images) % n
+    return make_dataset(images[:keep], labels[:keep], batch_size=max(n, batch_size - batch_size % n))
 
 
 def _feature_key(config: TrainConfig, images: np.ndarray) -> str:
@@ -503,6 +532,7 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
     splits = _split_names(data)
     strategy = _strategy(config)
+    state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
     if strategy is not None and config.mode == "retrain":
         config.cache_features = False  # features are computed on one device anyway
 
@@ -532,6 +562,10 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         model = _fit_phase(model, run, "train", config, data, splits, config.epochs,
                            config.learning_rate, state, started, strategy, cache_dir)
 
+    if strategy is not None:  # evaluate and save a plain, single-device copy
+        plain = keras.Model.from_config(model.get_config())
+        plain.set_weights(model.get_weights())
+        model = plain
     finish_run(run, model, data, splits, state, started, _image_cache(cache_dir))
     return run
 
@@ -550,7 +584,8 @@ def finish_run(run: Path, model, data, splits: dict, state: dict, started: float
     size = tuple(model.input_shape[1:3])
     metrics = {"train_seconds": round(time.monotonic() - started, 1),
                "feature_cache_hit": state.get("feature_cache_hit"),
-               "stopped_by_time_budget": state.get("stopped_by_time_budget", False)}
+               "stopped_by_time_budget": state.get("stopped_by_time_budget", False),
+               "replicas": state.get("replicas", 1)}
     rows = []
     for split in ("val", "test"):
         if split in splits:

@@ -1,0 +1,185 @@
+"""Training runs end to end on tiny models and generated image folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobilenets.cli import main
+from mobilenets.train import PRESETS, TrainConfig, apply_preset, build_for_config, run_training
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def make_folder(root, per_class=12, size=40, seed=0):
+    """Class folders of noisy solid-colour JPEGs: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    for name, rgb in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            px = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype("uint8")
+            Image.fromarray(px).save(root / name / f"{name}_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path / "colours")
+
+
+def tiny(data, **kw):
+    base = dict(data=str(data), arch="v1-0.25-32", weights="none", epochs=3, batch_size=8,
+                learning_rate=0.01, validation_percent=20, test_percent=20)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_retrain_writes_a_complete_run_and_hits_the_feature_cache(folder, tmp_path):
+    cache = tmp_path / "cache"
+    run1 = run_training(tiny(folder), runs_dir=tmp_path / "runs", name="a", cache_dir=cache)
+    for f in ("model.keras", "labels.txt", "config.json", "history.csv", "metrics.json",
+              "data_report.json", "training_curves.png", "evaluation/confusion_matrix.png"):
+        assert (run1 / f).is_file(), f
+    m1 = json.loads((run1 / "metrics.json").read_text())
+    assert m1["feature_cache_hit"] is False
+    assert (run1 / "labels.txt").read_text().split() == sorted(COLOURS)
+    assert list(cache.glob("features/*.npy"))
+
+    run2 = run_training(tiny(folder), runs_dir=tmp_path / "runs", name="b", cache_dir=cache)
+    m2 = json.loads((run2 / "metrics.json").read_text())
+    assert m2["feature_cache_hit"] is True
+    assert m2["test"]["accuracy"] == m1["test"]["accuracy"]  # same seed, same features
+
+
+def test_retrain_with_imagenet_weights_and_fine_tune(folder, tmp_path, keras_home):
+    cfg = tiny(folder, weights="imagenet", fine_tune=10, fine_tune_epochs=1,
+               augment={"flip_left_right": True, "random_brightness": 10.0})
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="ft", cache_dir=tmp_path / "c")
+    history = (run / "history.csv").read_text().splitlines()
+    phases = [line.split(",")[0] for line in history[1:]]
+    assert phases == ["head"] * 3 + ["fine_tune"]
+    # Fine-tuning moved the top layers away from ImageNet, not the stem.
+    import keras
+
+    from mobilenets.models import build_model
+
+    trained = keras.saving.load_model(run / "model.keras")
+    start = build_model("v1-0.25-32", classes=3, weights="imagenet", head="new", preprocessing=True)
+    same = lambda name: all(np.array_equal(a, b) for a, b in zip(
+        trained.get_layer(name).get_weights(), start.get_layer(name).get_weights()))
+    assert same("conv1") and same("conv_pw_13_bn")
+    assert not same("conv_pw_13")
+
+
+def test_set_trainable_keeps_batchnorm_frozen():
+    from mobilenets.train import set_trainable
+
+    model = build_for_config(tiny("x"), 3)
+    unfrozen = set_trainable(model, 12)
+    assert unfrozen > 0
+    bns = [l for l in model.layers if type(l).__name__ == "BatchNormalization"]
+    assert bns and not any(l.trainable for l in bns)
+    assert model.get_layer("head_predictions").trainable
+    assert not model.get_layer("conv1").trainable
+
+
+def test_seed_preset_is_the_seed_recipe():
+    cfg = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32"), "seed-cifar10")
+    assert (cfg.optimizer, cfg.batch_size, cfg.label_smoothing) == ("nadam", 32, 0.0)
+    assert cfg.augment == {"flip_left_right": True, "shift": 10.0, "fill": "reflect"}
+    assert cfg.mode == "scratch" and cfg.stem_stride == 2
+    assert build_for_config(cfg, 10).count_params() == 834_666  # the seed's table
+
+
+def test_explicit_flags_beat_the_preset():
+    cfg = apply_preset(TrainConfig(data="x", batch_size=7), "scratch", explicit={"batch_size"})
+    assert cfg.batch_size == 7 and cfg.optimizer == PRESETS["scratch"]["optimizer"]
+
+
+def test_scratch_preset_rewires_stem_and_batchnorm():
+    cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32"), "scratch")
+    model = build_for_config(cfg, 10)
+    assert model.get_layer("conv1").strides == (1, 1)
+    assert model.get_layer("conv1_bn").momentum == 0.9
+
+
+def _cli(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "mobilenets", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_at_most_one_epoch(folder, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["train", str(folder), "--arch", "v1-0.25-32", "--epochs", "12", "--batch-size", "8",
+            "--runs-dir", str(runs), "--name", "r", "--no-cache", "--seed", "1"]
+    proc = _cli(*args)
+    state = runs / "r" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 12
+    assert not (runs / "r" / "model.keras").exists()
+
+    resumed = _cli("train", "--resume", str(runs / "r"))
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert f"resuming train at epoch {done + 1}/12" in err
+    epochs = [int(line.split(",")[1]) for line in
+              (runs / "r" / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 13))
+    assert (runs / "r" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_logical_cpus(folder, tmp_path):
+    proc = _cli("train", str(folder), "--arch", "v1-0.25-32", "--epochs", "1", "--batch-size", "8",
+                "--distribute", "mirrored", "--logical-cpus", "2", "--runs-dir", str(tmp_path),
+                "--name", "m", "--no-cache")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["replicas"] == 2
+
+
+def test_evaluate_writes_json_png_and_misclassified(folder, tmp_path, capsys):
+    run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="e")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    out = run / "evaluation-test"
+    assert (out / "evaluation.json").is_file() and (out / "confusion_matrix.png").is_file()
+    assert sum(map(sum, r["confusion_matrix"])) == r["count"]
+    rows = (out / "misclassified.csv").read_text().splitlines()
+    assert len(rows) - 1 == len(r["misclassified"]) == round(r["count"] * (1 - r["accuracy"]))
+    assert [c["class"] for c in r["per_class"]] == sorted(COLOURS)
+
+
+def test_single_class_folder_is_one_line_error(tmp_path, capsys):
+    make_folder(tmp_path / "one")
+    for name in ("green", "blue"):
+        for f in (tmp_path / "one" / name).iterdir():
+            f.unlink()
+        (tmp_path / "one" / name).rmdir()
+    rc = main(["retrain", str(tmp_path / "one"), "--arch", "v1-0.25-32", "--weights", "none",
+               "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "class" in err
+
+
+def test_existing_run_name_is_refused(folder, tmp_path, capsys):
+    run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="same")
+    rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
+               "--runs-dir", str(tmp_path / "runs"), "--name", "same"])
+    assert rc == 2 and "--resume" in capsys.readouterr().err
