@@ -183,3 +183,20 @@ def test_existing_run_name_is_refused(folder, tmp_path, capsys):
     rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
                "--runs-dir", str(tmp_path / "runs"), "--name", "same"])
     assert rc == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_faces_step_runs_before_training(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILENETS_CACHE", str(tmp_path / "cache"))
+    run = run_training(tiny(folder, epochs=1, faces=True), runs_dir=tmp_path / "runs", name="f")
+    faces = json.loads((run / "faces.json").read_text())
+    # 40 px images are already face crops: counted as such, none lost.
+    assert faces["already_cropped"] == 3 * 12
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["total"] == 3 * 12
+
+
+def test_face_presets_are_training_configs():
+    cfg = apply_preset(TrainConfig(data="fer"), "emotion")
+    assert cfg.faces and cfg.mode == "retrain" and cfg.spec.version in ("v1", "v2", "v3")
+    cfg = apply_preset(TrainConfig(data="imdb"), "gender")
+    assert cfg.arch == "v1-0.50-224" and cfg.faces

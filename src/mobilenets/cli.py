@@ -145,6 +145,8 @@ def _add_training_flags(p, scratch: bool):
     run.add_argument("--time-budget", type=float, metavar="MIN", dest="time_budget_minutes",
                      help="stop after the epoch that passes MIN minutes")
     run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"])
+    run.add_argument("--faces", action="store_true", default=None,
+                     help="crop every image to its largest face first (OpenCV Haar cascade)")
     run.add_argument("--logical-cpus", type=int, metavar="N",
                      help="split the CPU into N devices (to try --distribute mirrored)")
 
@@ -154,7 +156,7 @@ _AUG_FLAGS = {"flip_left_right": "flip_left_right", "random_crop": "random_crop"
 _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "schedule",
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
-                 "weights", "fine_tune", "fine_tune_epochs", "stem_stride")
+                 "weights", "fine_tune", "fine_tune_epochs", "stem_stride", "faces")
 
 
 def _train_config(args, mode: str):
@@ -232,6 +234,8 @@ def _add_evaluate(sub):
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--out", help="output folder (default: <run>/evaluation-<split>)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--faces", action="store_true", default=None,
+                   help="crop images to faces first (default: as the run was trained)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -239,7 +243,8 @@ def cmd_evaluate(args):
     from mobilenets.evaluate import evaluate
     from mobilenets.results import write_rows
 
-    r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k)
+    r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k,
+                 faces=args.faces)
     if args.json:
         print(json.dumps(r, indent=2))
         return
@@ -249,9 +254,135 @@ def cmd_evaluate(args):
           f"{len(r['misclassified'])} misclassified -> {r['out_dir']}")
 
 
+# --------------------------------------------------------------- export
+
+
+def _add_export(sub):
+    p = _command(sub, "export", "Export a run to .tflite (float32/float16/dynamic/int8), SavedModel or ONNX, "
+                 "labels inside, with a parity report against Keras.",
+                 "mobilenets export runs/pets\n"
+                 "mobilenets export runs/pets --quantize int8 --io int8 --calibration photos/\n"
+                 "mobilenets export runs/pets/model.keras --format tflite,onnx --data photos/")
+    p.add_argument("target", metavar="RUN_OR_MODEL", help="run directory, .keras or full-model .h5")
+    p.add_argument("--quantize", metavar="MODES",
+                   help="comma-separated .tflite modes: none (float32), float16, dynamic, int8 "
+                        "(default: none,int8)")
+    p.add_argument("--io", choices=["float32", "uint8", "int8"],
+                   help="input/output type of the int8 model (default uint8, as Coral and Teachable "
+                        "Machine ship); float modes are float32")
+    p.add_argument("--calibration", metavar="DATA",
+                   help="int8 calibration images (default: the run's training split)")
+    p.add_argument("--calibration-size", type=int, default=200, metavar="N")
+    p.add_argument("--format", default="tflite", metavar="FORMATS",
+                   help="tflite (default), saved_model, onnx, or a comma-separated list")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/export)")
+    p.add_argument("--data", help="data for the parity report (default: the run's test split)")
+    p.add_argument("--no-parity", action="store_true", help="skip the parity report")
+    p.add_argument("--input-range", metavar="LOW,HIGH",
+                   help="what a model without our preprocess layer expects (default: "
+                        "--input-range=-1,1)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args):
+    from mobilenets.export import export
+    from mobilenets.results import write_rows
+
+    r = export(args.target, out_dir=args.out, quantize=args.quantize, io=args.io, formats=args.format,
+               calibration=args.calibration, calibration_size=args.calibration_size, data=args.data,
+               parity=not args.no_parity, input_range=args.input_range)
+    if r.rows:
+        write_rows(r.rows, "table", title="export parity")
+    for note in r.notes:
+        print(note, file=sys.stderr)
+    print(f"exported {', '.join(r.files)} -> {r.out_dir}")
+
+
+# -------------------------------------------------------------- predict
+
+
+def _add_predict(sub):
+    p = _command(sub, "predict", "Classify images and folders with a run, .keras/.h5 or any .tflite.",
+                 "mobilenets predict runs/pets/export/model_int8.tflite photos/ --top-k 3\n"
+                 "mobilenets predict ../shared/models/mobilenet_v1_0.25_128_quant.tflite cat.jpg "
+                 "--labels ../shared/models/imagenet_labels.txt --json")
+    p.add_argument("model", metavar="MODEL", help="run directory, .keras, .h5 or .tflite")
+    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and folders (recursive)")
+    p.add_argument("--labels", metavar="FILE", help="labels, one per line (for models without their own)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON object per image (JSON lines)")
+    p.add_argument("--threads", type=int, help="inference threads (default: LiteRT's, 1)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input-range", metavar="LOW,HIGH",
+                   help="float input range of a model without our metadata: --input-range=-1,1 "
+                        "(default), 0,1 or 0,255")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args):
+    import time
+
+    from mobilenets.predict import list_images, load_classifier, predict_files, write_predictions
+
+    clf = load_classifier(args.model, labels=args.labels, input_range=args.input_range,
+                          threads=args.threads)
+    paths = list_images(args.images)
+    start = time.perf_counter()
+    counts = write_predictions(predict_files(clf, paths, k=args.top_k, batch_size=args.batch_size),
+                               json_lines=args.json)
+    seconds = time.perf_counter() - start
+    if not counts["predicted"]:
+        raise MobilenetsError(f"none of the {counts['images']} files could be read as images")
+    if counts["images"] > 1:
+        unreadable = f", {counts['errors']} unreadable" if counts["errors"] else ""
+        print(f"{counts['predicted']} of {counts['images']} images classified{unreadable} "
+              f"in {seconds:.1f} s ({counts['predicted'] / seconds:.0f} img/s)", file=sys.stderr)
+
+
+# ------------------------------------------------------------ benchmark
+
+
+def _add_benchmark(sub):
+    p = _command(sub, "benchmark", "Latency percentiles, throughput, memory and GMAC/s; LiteRT and Keras "
+                 "side by side.",
+                 "mobilenets benchmark runs/pets --threads 1,2\n"
+                 "mobilenets benchmark v2-1.00-224 model_int8.tflite --runs 100 --per-op\n"
+                 "mobilenets benchmark runs/pets --format csv --out bench.csv")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help=".tflite/.keras/.h5 file, run directory, or spec (random weights, float32 .tflite)")
+    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    p.add_argument("--per-op", action="store_true", help="ops by type, with XNNPACK delegation")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    p.add_argument("--out", metavar="FILE", help="also write the rows here (.csv/.json/.md by suffix)")
+    p.set_defaults(func=cmd_benchmark)
+
+
+def cmd_benchmark(args):
+    from mobilenets.artifacts import write_text
+    from mobilenets.benchmark import benchmark
+    from mobilenets.results import render, write_rows
+
+    r = benchmark(args.models, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                  batch=args.batch, per_op=args.per_op)
+    write_rows(r["rows"], args.format, title="benchmark")
+    if r["ops"]:
+        print()
+        write_rows(r["ops"], args.format, title="ops by type")
+    for note in r["notes"]:
+        print(note, file=sys.stderr)
+    if args.out:
+        fmt = {".csv": "csv", ".json": "json", ".md": "md"}.get(os.path.splitext(args.out)[1].lower(),
+                                                                  args.format)
+        write_text(args.out, render(r["rows"], fmt))
+
+
 # ----------------------------------------------------------------- main
 
-COMMANDS = [_add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate]
+COMMANDS = [_add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate, _add_export, _add_predict,
+            _add_benchmark]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,7 +121,8 @@ def plot_confusion(matrix, classes: list[str], path: Path, title: str = "") -> N
     plt.close(fig)
 
 
-def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5) -> dict:
+def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
+             faces: bool | None = None) -> dict:
     """Evaluate a run directory or a `.keras`/`.h5` model on a dataset split.
 
     Args:
@@ -131,6 +132,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5) -
         out_dir: where to write results (default: `<run>/evaluation-<split>`
             or beside the model file).
         k: top-k accuracy's k.
+        faces: crop images to faces first (default: as the run was trained).
     """
     from mobilenets.data import open_dataset
     from mobilenets.profile import load_keras_model
@@ -156,6 +158,10 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5) -
         data = config["data"]
     ds = open_dataset(data, validation_percent=config.get("validation_percent", 10),
                       test_percent=config.get("test_percent", 10)) if isinstance(data, (str, Path)) else data
+    if faces if faces is not None else config.get("faces"):
+        from mobilenets.faces import face_cropped
+
+        ds, _ = face_cropped(ds, config.get("validation_percent", 10), config.get("test_percent", 10))
     classes = list(ds.classes)
     n_out = model.output_shape[-1]
     if n_out != len(classes):

@@ -831,3 +831,37 @@ def get_preset(name: str) -> FacePreset:
         return PRESETS[str(name).strip().lower()]
     except KeyError:
         raise MobilenetsError(f"no face preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def face_cropped(data, validation_percent: float = 10, test_percent: float = 10,
+                 margin: float = 0.2, cache_dir: "str | os.PathLike | None" = None):
+    """The same image folder with every image cropped to its largest face.
+
+    The cropped tree is made once under the cache (keyed by the folder's
+    files, their sizes and times, and the margin) and reused afterwards.
+
+    Args:
+        data: an opened `mobilenets.data.ImageFolder`.
+        validation_percent, test_percent: as for `ImageFolder`.
+        margin: see `FaceCropper`.
+        cache_dir: parent of the cropped trees (default: the data cache).
+
+    Returns:
+        (`ImageFolder` of the cropped tree, the face report dict)
+    """
+    from mobilenets.data import ImageFolder, cache_home
+
+    root = getattr(data, "root", None)
+    if root is None:
+        raise MobilenetsError(f"--faces needs an image folder; {data.name!r} is a built-in array dataset")
+    root = Path(root)
+    h = hashlib.sha256(f"{root.resolve()}|{margin}".encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    dst = Path(cache_dir or cache_home()) / "faces" / f"{root.name}-{h.hexdigest()[:16]}"
+    if not (dst / REPORT_NAME).is_file():
+        crop_faces_in_folder(root, dst, margin=margin, overwrite=dst.exists())
+    report = json.loads((dst / REPORT_NAME).read_text())
+    return ImageFolder(dst, validation_percent, test_percent), report

@@ -132,16 +132,10 @@ def apply_preset(config: TrainConfig, name: str | None, explicit: set[str] = fro
 
 
 def _face_preset(p) -> dict:
-    d = {k: getattr(p, k) for k in ("epochs", "batch_size", "learning_rate", "weights")
-         if hasattr(p, k)}
-    if hasattr(p, "arch"):
-        d["arch"] = p.arch
-    if hasattr(p, "faces"):
-        d["faces"] = p.faces
-    aug = getattr(p, "augment", None)
-    if isinstance(aug, dict):
-        d["augment"] = aug
-    return d
+    """A `faces.FacePreset` in `TrainConfig` terms."""
+    return dict(mode="retrain", arch=p.arch, epochs=p.epochs, batch_size=p.batch_size,
+                learning_rate=p.learning_rate, weights=p.weights, faces=p.faces,
+                augment=p.augment_options())
 
 
 # ------------------------------------------------------------------ run dir
@@ -527,6 +521,12 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     if data is None:
         data = open_dataset(config.data, validation_percent=config.validation_percent,
                             test_percent=config.test_percent)
+    if config.faces:
+        from mobilenets.faces import face_cropped
+
+        data, faces_report = face_cropped(data, config.validation_percent, config.test_percent,
+                                          cache_dir=cache_dir)
+        artifacts.write_json(run / "faces.json", faces_report)
     data.write_report(run / "data_report.json")
     classes = list(data.classes)
     artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
