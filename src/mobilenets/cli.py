@@ -379,9 +379,26 @@ def cmd_benchmark(args):
         write_text(args.out, render(r["rows"], fmt))
 
 
+# ----------------------------------------------------------------- demo
+
+
+def _add_demo(sub):
+    p = _command(sub, "demo", "Train, evaluate, export to int8 TFLite and predict, on built-in digits (offline).",
+                 "mobilenets demo --runs-dir runs")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--epochs", type=int, default=8)
+    p.set_defaults(func=lambda args: print(_demo(args)))
+
+
+def _demo(args):
+    from mobilenets.demo import run_demo
+
+    return run_demo(args.runs_dir, epochs=args.epochs)
+
+
 # ----------------------------------------------------------------- main
 
-COMMANDS = [_add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate, _add_export, _add_predict,
+COMMANDS = [_add_demo, _add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate, _add_export, _add_predict,
             _add_benchmark]
 
 
