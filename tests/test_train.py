@@ -200,3 +200,14 @@ def test_face_presets_are_training_configs():
     assert cfg.faces and cfg.mode == "retrain" and cfg.spec.version in ("v1", "v2", "v3")
     cfg = apply_preset(TrainConfig(data="imdb"), "gender")
     assert cfg.arch == "v1-0.50-224" and cfg.faces
+
+
+def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path):
+    good = (folder / "red" / "red_000.jpg").read_bytes()
+    (folder / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "blue" / "notes.jpg").write_text("not a picture")
+    run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="skip")
+    report = json.loads((run / "data_report.json").read_text())
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == {"red/cut.jpg", "blue/notes.jpg"}
+    assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2

@@ -388,6 +388,7 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
         model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
                   callbacks=_epoch_callbacks(run, phase, state, config, started), verbose=_verbose(),
+                  shuffle=False,  # the tf.data pipeline shuffles
                   class_weight=None if labels is None else _class_weights(labels, n_cls, "auto"))
     state["done"].append(phase)
     artifacts.write_json(run / "checkpoints" / "state.json", state)
@@ -598,6 +599,13 @@ def finish_run(run: Path, model, data, splits: dict, state: dict, started: float
                 from mobilenets.evaluate import write_evaluation
 
                 write_evaluation(result, run / "evaluation")
+    # Again now that every split was decoded: truncated files show up only then.
+    report = data.report()
+    data.write_report(run / "data_report.json")
+    if report.get("skipped"):
+        print(f"skipped {len(report['skipped'])} unreadable file(s); reasons in "
+              f"{run / 'data_report.json'}", file=sys.stderr)
+    metrics["skipped_files"] = len(report.get("skipped", []))
     artifacts.write_json(run / "metrics.json", metrics)
     plot_history(state["history"], run / "training_curves.png")
     state["done"].append("complete")
