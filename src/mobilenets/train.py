@@ -503,8 +503,6 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     """
     import keras
 
-    from mobilenets.data import open_dataset
-
     started = time.monotonic()
     if resume:
         run = Path(resume)
@@ -518,6 +516,19 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         artifacts.write_json(run / "config.json", config.to_dict())
     keras.utils.set_random_seed(config.seed)
     cache_dir = Path(cache_dir) if cache_dir and config.cache_features else None
+    try:
+        return _train_run(run, config, state, cache_dir, data, started)
+    except KeyboardInterrupt:
+        command = "retrain" if config.mode == "retrain" else "train"
+        print(f"\ninterrupted: every finished epoch is saved; continue with "
+              f"'mobilenets {command} --resume {run}'", file=sys.stderr)
+        raise
+
+
+def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, started: float) -> Path:
+    import keras
+
+    from mobilenets.data import open_dataset
 
     if data is None:
         data = open_dataset(config.data, validation_percent=config.validation_percent,
