@@ -1,0 +1,935 @@
+"""Ship a trained model: .tflite (float32/float16/dynamic/int8), SavedModel, ONNX.
+
+    mobilenets export runs/pets --quantize none,int8 --io uint8
+
+Every exported model takes raw RGB pixels at the model's resolution (0-255
+floats, or uint8/int8 for full-integer files): the `Rescaling` that maps them
+to MobileNet's [-1, 1] is inside the model, so an app feeds the camera frame
+as it is. For int8 files the input quantization is pinned to scale 1.0
+(zero point 0 for uint8, -128 for int8), so a uint8 input value *is* the pixel
+value, as in the models Teachable Machine and Coral ship.
+
+The class labels travel inside each .tflite (flatbuffer metadata entries
+`mobilenets_labels`, one label per line, and `mobilenets_config`, JSON), so
+`mobilenets predict model_int8.tflite photo.jpg` needs no side file; a
+`labels.txt` is written beside them too. Conversion uses the TFLite converter
+on a SavedModel traced with a fixed batch-1 signature (`from_keras_model`
+and `from_concrete_functions` do not freeze Keras 3 variables reliably).
+
+int8 export swaps V3's hard-swish for the equivalent `relu6(x + 3) * (x / 6)`:
+LiteRT's XNNPACK delegate runs int8 ADD/MUL but not int8 HARD_SWISH, and every
+HARD_SWISH left to the built-in kernel split the graph into 22 delegate
+partitions, which made int8 V3 slower than float32 on x86.
+
+After export, a parity report compares every file with the Keras model on
+the run's test split: top-1 accuracy, top-1 agreement with Keras, size and
+latency per image; it is saved as `export_report.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mobilenets import artifacts
+from mobilenets.errors import MobilenetsError
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+# A float32 file for parity and fallback, and the int8 file phones want.
+DEFAULT_QUANTIZE = ("none", "int8")
+IO_TYPES = ("float32", "uint8", "int8")
+# What an int8 file takes and returns unless --io says otherwise.
+DEFAULT_INT8_IO = "uint8"
+FORMATS = ("tflite", "saved_model", "onnx")
+TFLITE_NAMES = {"none": "model_float32.tflite", "float16": "model_float16.tflite",
+                "dynamic": "model_dynamic.tflite", "int8": "model_int8.tflite"}
+LABELS_KEY = "mobilenets_labels"
+CONFIG_KEY = "mobilenets_config"
+# The range of pixel values our exported models take.
+PIXEL_RANGE = (0.0, 255.0)
+# MobileNet's own input range: what a model without our `preprocess` layer expects.
+MOBILENET_RANGE = (-1.0, 1.0)
+DEFAULT_CALIBRATION_SIZE = 200
+DEFAULT_PARITY_IMAGES = 1000
+
+
+# --------------------------------------------------------------- options
+
+
+def parse_quantize(text: "str | list[str] | tuple[str, ...] | None") -> tuple[str, ...]:
+    """Quantize modes from `"none,int8"` (or a list), validated and deduplicated.
+
+    Args:
+        text: comma-separated modes from `QUANTIZE_MODES`; `float32` means
+            `none`. None gives `DEFAULT_QUANTIZE`.
+    """
+    if text is None:
+        return DEFAULT_QUANTIZE
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        mode = str(item).strip().lower()
+        mode = "none" if mode in ("float32", "fp32") else "float16" if mode == "fp16" else mode
+        if mode not in QUANTIZE_MODES:
+            raise MobilenetsError(
+                f"--quantize must be a comma-separated list of {', '.join(QUANTIZE_MODES)}. "
+                f"Received {item!r}")
+        if mode not in out:
+            out.append(mode)
+    if not out:
+        raise MobilenetsError(f"--quantize names no mode. Received {text!r}")
+    return tuple(out)
+
+
+def parse_formats(text: "str | list[str] | tuple[str, ...] | None") -> tuple[str, ...]:
+    """Export formats from `"tflite,onnx"` (or a list), validated.
+
+    Args:
+        text: comma-separated formats from `FORMATS`; None gives `("tflite",)`.
+    """
+    if text is None:
+        return ("tflite",)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        fmt = str(item).strip().lower().replace("-", "_")
+        if fmt not in FORMATS:
+            raise MobilenetsError(f"--format must be one of {', '.join(FORMATS)}. Received {item!r}")
+        if fmt not in out:
+            out.append(fmt)
+    return tuple(out)
+
+
+def parse_range(text: "str | tuple | None") -> tuple[float, float] | None:
+    """An input range such as `"-1,1"`, `"0,1"` or `"0,255"`.
+
+    Args:
+        text: two comma-separated numbers, a pair, or None.
+    """
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        raise MobilenetsError(f"--input-range must be LOW,HIGH such as -1,1 or 0,255. "
+                              f"Received {text!r}") from None
+    if not hi > lo:
+        raise MobilenetsError(f"--input-range needs LOW < HIGH. Received {text!r}")
+    return (lo, hi)
+
+
+# --------------------------------------------------------------- metadata
+
+
+def embed_metadata(tflite: bytes, entries: dict[str, bytes]) -> bytes:
+    """Add (or replace) named metadata entries in a .tflite flatbuffer.
+
+    Args:
+        tflite: the model bytes.
+        entries: metadata name -> bytes (e.g. `LABELS_KEY` -> labels text).
+
+    Returns:
+        The new model bytes; tensors, ops and other metadata are unchanged.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    model.metadata = [m for m in (model.metadata or []) if _text(m.name) not in entries]
+    for name, data in entries.items():
+        buffer = fb.BufferT()
+        buffer.data = np.frombuffer(bytes(data), dtype=np.uint8)
+        model.buffers.append(buffer)
+        meta = fb.MetadataT()
+        meta.name = name
+        meta.buffer = len(model.buffers) - 1
+        model.metadata.append(meta)
+    builder = flatbuffers.Builder(len(tflite) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(tflite: "bytes | str | os.PathLike") -> dict[str, bytes]:
+    """The named metadata entries of a .tflite (ours, the converter's, any).
+
+    Args:
+        tflite: model bytes or a path.
+
+    Returns:
+        `{name: bytes}`; empty when the file has none or is not readable.
+    """
+    from ai_edge_litert import schema_py_generated as fb
+
+    buf = Path(tflite).read_bytes() if isinstance(tflite, (str, os.PathLike)) else tflite
+    out = {}
+    try:
+        model = fb.Model.GetRootAs(buf, 0)
+        for i in range(model.MetadataLength()):
+            meta = model.Metadata(i)
+            data = model.Buffers(meta.Buffer()).DataAsNumpy()
+            out[_text(meta.Name())] = data.tobytes() if isinstance(data, np.ndarray) else b""
+    except Exception:  # noqa: BLE001 - a damaged file simply has no metadata we can use
+        return {}
+    return out
+
+
+def _text(name) -> str:
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+
+
+# --------------------------------------------------------------- sources
+
+
+@dataclass
+class Source:
+    """A Keras model to export, with what is known about it."""
+
+    model: object  # keras.Model taking raw 0-255 pixels
+    model_path: Path
+    labels: list[str]
+    config: dict  # the run's config.json, or {}
+    run_dir: Path | None = None
+    input_range: tuple[float, float] = PIXEL_RANGE
+    wrapped: bool = False  # a Rescaling was added in front
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        h, w = self.model.input_shape[1:3]
+        return int(h), int(w)
+
+
+def load_source(target: "str | os.PathLike", input_range=None) -> Source:
+    """Load a run directory, `.keras` or full-model `.h5` for export.
+
+    A model without our `preprocess` layer gets a `Rescaling` in front, from
+    0-255 pixels to `input_range` (MobileNet's [-1, 1] unless given), so every
+    exported file takes raw pixels.
+
+    Args:
+        target: run directory (holding model.keras, labels.txt, config.json)
+            or a model file (labels.txt and config.json beside it are used
+            when present).
+        input_range: the range the model expects when it has no
+            `preprocess` layer.
+    """
+    from mobilenets.models import PREPROCESS_LAYER
+    from mobilenets.profile import load_keras_model
+
+    target = Path(target)
+    run_dir = None
+    if target.is_dir():
+        run_dir = target
+        model_path = target / "model.keras"
+        if not model_path.is_file():
+            raise MobilenetsError(f"not a run directory (no model.keras): {target}")
+    else:
+        if not target.exists():
+            raise MobilenetsError(f"no such model file: {target}")
+        model_path = target
+        if model_path.suffix.lower() == ".tflite":
+            raise MobilenetsError(f"export needs a Keras model (run directory, .keras or .h5), "
+                                  f"not a .tflite: {target}")
+    folder = model_path.parent
+    config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    model = load_keras_model(model_path)
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 2:
+        raise MobilenetsError(f"expected an image classifier (one image in, one class vector out): "
+                              f"{model_path}")
+    h, w = model.input_shape[1:3]
+    if h is None or w is None or model.input_shape[-1] != 3:
+        raise MobilenetsError(f"the model's input must be a fixed-size RGB image, got "
+                              f"{tuple(model.input_shape)}: {model_path}")
+    classes = int(model.output_shape[-1])
+    labels = _labels_for(folder, config, classes)
+    names = {layer.name for layer in model.layers}
+    wrapped = False
+    if PREPROCESS_LAYER not in names:
+        model = _with_pixel_input(model, parse_range(input_range) or MOBILENET_RANGE)
+        wrapped = True
+    return Source(model=model, model_path=model_path, labels=labels, config=config,
+                  run_dir=run_dir, wrapped=wrapped)
+
+
+def _labels_for(folder: Path, config: dict, classes: int) -> list[str]:
+    labels_file = folder / "labels.txt"
+    if labels_file.is_file():
+        labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()]
+    elif config.get("classes"):
+        labels = [str(c) for c in config["classes"]]
+    else:
+        labels = [str(i) for i in range(classes)]
+    if len(labels) != classes:
+        raise MobilenetsError(f"{labels_file} has {len(labels)} labels but the model has "
+                              f"{classes} outputs")
+    return labels
+
+
+def _with_pixel_input(model, input_range: tuple[float, float]):
+    import keras
+
+    from mobilenets.models import PREPROCESS_LAYER
+
+    lo, hi = input_range
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    x = keras.layers.Rescaling((hi - lo) / 255.0, offset=lo, name=PREPROCESS_LAYER)(inputs)
+    return keras.Model(inputs, model(x), name=model.name)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MobilenetsError(f"cannot read {path}: {e}") from None
+
+
+# --------------------------------------------------------------- conversion
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide C++ log lines (converter, LiteRT) that bypass Python's sys.stderr."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _xnnpack_hard_swish(x):
+    """hard_swish(x) = x * relu6(x + 3) / 6, written so that the converter
+    does not fuse it back into HARD_SWISH (int8 HARD_SWISH is not delegated)."""
+    import keras
+
+    return keras.ops.relu6(x + 3.0) * (x * (1.0 / 6.0))
+
+
+def _has_hard_swish(model) -> bool:
+    return any(_is_hard_swish(layer) for layer in model.layers)
+
+
+def _is_hard_swish(layer) -> bool:
+    if type(layer).__name__ != "Activation":
+        return False
+    name = getattr(layer.activation, "__name__", "")
+    return name in ("hard_swish", "hard_silu")
+
+
+def int8_friendly(model):
+    """The model with every hard-swish Activation rewritten for int8 XNNPACK.
+
+    Args:
+        model: a flat functional Keras model; other layers (and their
+            weights) are shared, not copied.
+    """
+    import keras
+
+    if not _has_hard_swish(model):
+        return model
+
+    def clone(layer):
+        if _is_hard_swish(layer):
+            return keras.layers.Activation(_xnnpack_hard_swish, name=layer.name)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def save_traced(model, path: "str | os.PathLike") -> Path:
+    """Write a SavedModel with one fixed batch-1 `serving_default` signature.
+
+    Args:
+        model: a Keras model with a fixed input size.
+        path: the SavedModel folder.
+    """
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="image")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", lambda x: model(x, training=False),
+                         input_signature=[spec])
+    with quiet_native_stderr():
+        archive.write_out(str(path), verbose=False)
+    return Path(path)
+
+
+def convert(saved_model: "str | os.PathLike", quantize: str = "none", io: str = "float32",
+            calibration: "np.ndarray | None" = None) -> bytes:
+    """Convert a SavedModel to .tflite bytes.
+
+    Args:
+        saved_model: a folder written by `save_traced`.
+        quantize: `none` (float32), `float16` (float16 weights), `dynamic`
+            (int8 weights, float activations) or `int8` (full integer).
+        io: input/output type of an int8 model: `float32`, `uint8` or `int8`.
+        calibration: uint8 images (N, h, w, 3) for int8 activation ranges.
+
+    Raises:
+        MobilenetsError: bad options, a conversion failure, or float ops left
+            in an int8 model (named in the message).
+    """
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE_MODES:
+        raise MobilenetsError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}. "
+                              f"Received {quantize!r}")
+    if io not in IO_TYPES:
+        raise MobilenetsError(f"--io must be one of {', '.join(IO_TYPES)}. Received {io!r}")
+    if io != "float32" and quantize != "int8":
+        raise MobilenetsError(f"--io {io} needs --quantize int8 (only full-integer models take "
+                              f"integer input). Received quantize={quantize!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        if calibration is None or not len(calibration):
+            raise MobilenetsError("int8 needs calibration images: give --calibration DATA")
+        images = _pinned(calibration)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([img[None].astype(np.float32)] for img in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = getattr(tf, io)
+        converter.inference_output_type = getattr(tf, io)
+    try:
+        with quiet_native_stderr():
+            model = converter.convert()
+    except Exception as e:  # noqa: BLE001 - ConverterError and friends: the user's model
+        raise MobilenetsError(f"TFLite conversion ({quantize}) failed: {_first_line(e)}") from None
+    if quantize == "int8":
+        left = float_ops(model)
+        if left:
+            raise MobilenetsError(
+                "int8 export left float ops in the model: "
+                + ", ".join(f"{n}x {op}" for op, n in left.items())
+                + "; use --quantize dynamic or float16 for this model")
+    return model
+
+
+def _pinned(images: np.ndarray) -> np.ndarray:
+    """Calibration images whose pixel range is exactly 0..255.
+
+    The converter takes the input's quantization from the calibration
+    min/max; one black and one white pixel in the first image make that
+    0..255, so the uint8 input has scale 1.0 and zero point 0 (a pixel value
+    is its own quantized value) and nothing else measurably changes.
+    """
+    images = np.array(images, dtype=np.uint8, copy=True)
+    images[0, 0, 0, :] = 0
+    images[0, 0, -1, :] = 255
+    return images
+
+
+def float_ops(tflite: bytes) -> dict[str, int]:
+    """Ops of a model that compute in floating point, by op name and count.
+
+    The QUANTIZE of a float graph input and the DEQUANTIZE of a float graph
+    output (an int8 model with float32 I/O) are boundaries, not float ops.
+
+    Args:
+        tflite: the model bytes.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=tflite,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    graph_in = {d["index"] for d in interp.get_input_details()}
+    graph_out = {d["index"] for d in interp.get_output_details()}
+    left: dict[str, int] = {}
+    for op in interp._get_ops_details():
+        ins = [int(i) for i in op["inputs"] if i >= 0]
+        outs = [int(i) for i in op["outputs"]]
+        name = op["op_name"]
+        if name == "QUANTIZE" and set(ins) <= graph_in:
+            continue
+        if name == "DEQUANTIZE" and set(outs) <= graph_out:
+            continue
+        if any(np.dtype(tensors[i]["dtype"]).kind == "f" for i in ins + outs if i in tensors):
+            left[name] = left.get(name, 0) + 1
+    return left
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    # Converter errors put the useful line after a location prefix.
+    useful = [ln for ln in lines if "error:" in ln] or lines
+    return (useful[0] if useful else type(e).__name__)[:300]
+
+
+# --------------------------------------------------------------- calibration
+
+
+def calibration_images(data, image_size: tuple[int, int], size: int = DEFAULT_CALIBRATION_SIZE,
+                       config: dict | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Images for int8 calibration: a seeded sample of a dataset's training split.
+
+    Args:
+        data: what `mobilenets.data.open_dataset` accepts (a folder of class
+            folders, "digits", ...), or a folder of loose images.
+        image_size: `(height, width)` of the model.
+        size: how many images (fewer if the data has fewer).
+        config: the run config (its split percentages are used).
+        seed: sample seed.
+
+    Returns:
+        `(uint8 images (n, h, w, 3), description of where they came from)`.
+    """
+    from mobilenets.data import IMAGE_EXTENSIONS, ImageFolder, load_image, open_dataset
+
+    if size < 1:
+        raise MobilenetsError(f"--calibration-size must be >= 1. Received {size}")
+    config = config or {}
+    rng = np.random.default_rng(seed)
+    try:
+        ds = open_dataset(data, validation_percent=config.get("validation_percent", 10),
+                          test_percent=config.get("test_percent", 10))
+    except MobilenetsError:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise MobilenetsError(f"no images for calibration in {folder}") from None
+        picked = [files[i] for i in sorted(rng.permutation(len(files))[:size])]
+        return _load_many(picked, image_size, load_image), f"{folder} ({len(picked)} images)"
+    split = next((s for s in ("train", "val", "test") if s in ds.splits), None)
+    if split is None:
+        raise MobilenetsError(f"no images for calibration in {data}")
+    if isinstance(ds, ImageFolder):
+        files = [p for p, _ in ds.files(split)]
+        picked = [files[i] for i in sorted(rng.permutation(len(files))[:size])]
+        images = _load_many(picked, image_size, load_image)
+    else:
+        images, _, _ = ds.arrays(split, image_size)
+        images = images[np.sort(rng.permutation(len(images))[:size])]
+    return images, f"{data} ({split} split, {len(images)} images)"
+
+
+def _load_many(paths, image_size, load_image) -> np.ndarray:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mobilenets.data import BadImage
+
+    def one(p):
+        try:
+            return load_image(p, image_size)
+        except BadImage:
+            return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        images = [im for im in pool.map(one, paths) if im is not None]
+    if not images:
+        raise MobilenetsError("none of the calibration images could be read")
+    return np.stack(images)
+
+
+# --------------------------------------------------------------- export
+
+
+@dataclass
+class ExportResult:
+    """What `export` made."""
+
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)  # name -> path
+    rows: list[dict] = field(default_factory=list)  # the parity report
+    report_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def default_out_dir(target: "str | os.PathLike") -> Path:
+    """`<run>/export` for a run directory, `<model>-export/` beside a model file.
+
+    Args:
+        target: run directory or model file.
+    """
+    target = Path(target)
+    return target / "export" if target.is_dir() else target.parent / f"{target.stem}-export"
+
+
+def export(target, out_dir=None, quantize=None, io: str | None = None, formats=None,
+           calibration=None, calibration_size: int = DEFAULT_CALIBRATION_SIZE, data=None,
+           parity: bool = True, parity_images: int = DEFAULT_PARITY_IMAGES,
+           input_range=None) -> ExportResult:
+    """Export a run or Keras model and check every file against Keras.
+
+    Args:
+        target: run directory, `.keras` or full-model `.h5`.
+        out_dir: where files go (default: `default_out_dir(target)`).
+        quantize: .tflite modes, e.g. `"none,int8"` (default `DEFAULT_QUANTIZE`).
+        io: int8 input/output type: `uint8` (default), `int8` or `float32`.
+            Float modes always take and return float32.
+        formats: `"tflite"` (default), `"saved_model"`, `"onnx"`, or a list.
+        calibration: data for int8 calibration (default: the run's data).
+        calibration_size: calibration images (default 200).
+        data: data for the parity report (default: the run's test split;
+            None and no run: no parity report).
+        parity: write the parity report.
+        parity_images: at most this many images in the parity report.
+        input_range: the input range of a model without our `preprocess`
+            layer (default MobileNet's -1,1).
+
+    Returns:
+        An `ExportResult`.
+    """
+    formats = parse_formats(formats)
+    modes = parse_quantize(quantize) if "tflite" in formats or quantize is not None else ()
+    if "tflite" not in formats and quantize is not None:
+        raise MobilenetsError(f"--quantize applies to --format tflite. Received formats={','.join(formats)}")
+    if io is not None and io not in IO_TYPES:
+        raise MobilenetsError(f"--io must be one of {', '.join(IO_TYPES)}. Received {io!r}")
+    if io not in (None, "float32") and "int8" not in modes:
+        raise MobilenetsError(f"--io {io} needs --quantize int8 (float modes take float32). "
+                              f"Received quantize={','.join(modes) or 'none'}")
+    int8_io = io or DEFAULT_INT8_IO
+    if calibration_size < 1:
+        raise MobilenetsError(f"--calibration-size must be >= 1. Received {calibration_size}")
+    if parity_images < 1:
+        raise MobilenetsError(f"parity images must be >= 1. Received {parity_images}")
+
+    source = load_source(target, input_range)
+    out = Path(out_dir) if out_dir else default_out_dir(target)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out_dir=out)
+    cfg = source.config
+    spec = cfg.get("spec") or cfg.get("arch")
+    meta_config = {"format": "mobilenets", "version": 1, "spec": spec,
+                   "image_size": list(source.image_size), "input_range": list(PIXEL_RANGE),
+                   "classes": len(source.labels)}
+    labels_text = "\n".join(source.labels) + "\n"
+    files_info: dict[str, dict] = {}
+    calibration_note = None
+
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        tmp = Path(tmp)
+        float_saved = None
+        if any(m != "int8" for m in modes) or "saved_model" in formats:
+            float_saved = save_traced(source.model, tmp / "float")
+        for mode in modes:
+            mode_io = int8_io if mode == "int8" else "float32"
+            extra = {}
+            if mode == "int8":
+                calib_data = calibration or cfg.get("data")
+                if not calib_data:
+                    raise MobilenetsError("int8 needs calibration images: give --calibration DATA "
+                                          "(the model has no run config naming its data)")
+                images, calibration_note = calibration_images(calib_data, source.image_size,
+                                                              calibration_size, cfg)
+                saved = float_saved
+                if _has_hard_swish(source.model):
+                    saved = save_traced(int8_friendly(source.model), tmp / "int8")
+                    extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
+                elif saved is None:
+                    saved = save_traced(source.model, tmp / "float")
+                tflite = convert(saved, "int8", mode_io, images)
+            else:
+                tflite = convert(float_saved, mode, "float32")
+            meta = dict(meta_config, quantize=mode, io=mode_io)
+            tflite = embed_metadata(tflite, {LABELS_KEY: labels_text.encode(),
+                                             CONFIG_KEY: json.dumps(meta).encode()})
+            path = artifacts.write_bytes(out / TFLITE_NAMES[mode], tflite)
+            result.files[path.name] = path
+            files_info[path.name] = dict(format="tflite", quantize=mode, io=mode_io,
+                                         bytes=len(tflite), sha256=hashlib.sha256(tflite).hexdigest(),
+                                         input=_input_quantization(tflite), **extra)
+        if "saved_model" in formats:
+            path = _replace_dir(float_saved, out / "saved_model")
+            result.files[path.name] = path
+            files_info[path.name] = dict(format="saved_model", quantize="none", io="float32",
+                                         bytes=_dir_bytes(path), signature="serving_default",
+                                         input_shape=[1, *source.image_size, 3])
+        if "onnx" in formats:
+            path = export_onnx(source.model, out / "model.onnx", source.labels, meta_config)
+            result.files[path.name] = path
+            files_info[path.name] = dict(format="onnx", quantize="none", io="float32",
+                                         bytes=path.stat().st_size)
+
+    artifacts.write_text(out / "labels.txt", labels_text)
+    export_config = {
+        "source": str(source.model_path),
+        "source_sha256": _sha256(source.model_path),
+        "run": str(source.run_dir) if source.run_dir else None,
+        "spec": spec,
+        "image_size": list(source.image_size),
+        "input_range": list(PIXEL_RANGE),
+        "added_preprocessing": (f"Rescaling 0..255 -> {parse_range(input_range) or MOBILENET_RANGE}"
+                                if source.wrapped else None),
+        "labels": source.labels,
+        "quantize": list(modes),
+        "io": int8_io if "int8" in modes else "float32",
+        "formats": list(formats),
+        "calibration": ({"data": str(calibration or cfg.get("data")), "size": calibration_size,
+                         "used": calibration_note} if "int8" in modes else None),
+        "files": files_info,
+        "versions": _versions(),
+    }
+    artifacts.write_json(out / "config.json", export_config)
+
+    if parity:
+        rows, note = parity_report(source, result.files, data=data, max_images=parity_images)
+        if note:
+            result.notes.append(note)
+        if rows:
+            result.rows = rows
+            result.report_path = artifacts.write_json(out / "export_report.json", {
+                "note": note, "rows": rows})
+    return result
+
+
+def _input_quantization(tflite: bytes) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=tflite,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    d = interp.get_input_details()[0]
+    o = interp.get_output_details()[0]
+    return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],
+            "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1]),
+            "output_dtype": np.dtype(o["dtype"]).name, "output_scale": float(o["quantization"][0]),
+            "output_zero_point": int(o["quantization"][1])}
+
+
+def _replace_dir(src: Path, dest: Path) -> Path:
+    """Move a finished folder into place, replacing an older one."""
+    staged = dest.with_name(f".{dest.name}.new")
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(src, staged)
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dest, old)
+    os.replace(staged, dest)
+    if old.exists():
+        shutil.rmtree(old)
+    return dest
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("mobilenets", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict) -> Path:
+    """Write an ONNX model (batch dimension free) with the labels in its metadata.
+
+    Uses Keras's own `model.export(format="onnx")`, which needs the `tf2onnx`
+    and `onnx` packages (`pip install 'mobilenets[onnx]'`).
+
+    Args:
+        model: the Keras model (taking raw pixels).
+        path: the .onnx file.
+        labels: class labels, stored as metadata `mobilenets_labels`.
+        meta: stored as metadata `mobilenets_config` (JSON).
+    """
+    try:
+        import onnx
+        import tf2onnx  # noqa: F401
+    except ImportError as e:
+        raise MobilenetsError(f"--format onnx needs the tf2onnx and onnx packages ({e.name} is "
+                              "missing): pip install 'mobilenets[onnx]'") from None
+    path = Path(path)
+    h, w = model.input_shape[1:3]
+    model(np.zeros((1, h, w, 3), np.float32))  # Keras's ONNX export needs a called model
+    with artifacts.atomic_path(path) as tmp:
+        try:
+            with quiet_native_stderr(), open(os.devnull, "w") as devnull, \
+                    contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx numpy-2 patch
+                model.export(str(tmp), format="onnx", verbose=False)
+        except Exception as e:  # noqa: BLE001 - tf2onnx failures are about this model
+            raise MobilenetsError(f"ONNX export failed: {_first_line(e)}") from None
+        proto = onnx.load(str(tmp))
+        for key, value in ((LABELS_KEY, "\n".join(labels) + "\n"),
+                           (CONFIG_KEY, json.dumps(dict(meta, quantize="none", io="float32")))):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+    return path
+
+
+# --------------------------------------------------------------- parity
+
+
+def parity_report(source: Source, files: dict[str, Path], data=None,
+                  max_images: int = DEFAULT_PARITY_IMAGES, split: str = "test",
+                  latency_images: int = 50) -> tuple[list[dict], str | None]:
+    """Top-1 accuracy, agreement with Keras, size and latency of each file.
+
+    Args:
+        source: the exported Keras model and its run config.
+        files: exported files by name.
+        data: dataset for the comparison (default: the run's own, `split`).
+        max_images: a seeded sample of at most this many images.
+        split: the split of the data to use (falls back to val, then train).
+        latency_images: images timed one at a time for the latency column.
+
+    Returns:
+        `(rows, note)`: one row per model (Keras first); a note says which
+        data was used or why there is no report.
+    """
+    from mobilenets.data import open_dataset
+    from mobilenets.predict import load_classifier
+
+    data = data if data is not None else source.config.get("data")
+    if data is None:
+        return [], "no parity report: the model has no run config naming its data; give --data"
+    cfg = source.config
+    ds = open_dataset(data, validation_percent=cfg.get("validation_percent", 10),
+                      test_percent=cfg.get("test_percent", 10))
+    used = next((s for s in (split, "val", "train") if s in ds.splits), None)
+    if used is None:
+        return [], f"no parity report: {data} has no images"
+    images, labels, _ = ds.arrays(used, source.image_size)
+    if len(images) > max_images:
+        keep = np.sort(np.random.default_rng(0).permutation(len(images))[:max_images])
+        images, labels = images[keep], labels[keep]
+    labels = _aligned_labels(list(ds.classes), source.labels, np.asarray(labels), data)
+
+    keras_probs, keras_ms = _keras_run(source.model, images, latency_images)
+    keras_top1 = keras_probs.argmax(1)
+    rows = [_row("keras", "keras", "none", "float32", source.model_path.stat().st_size,
+                 keras_top1, keras_top1, labels, keras_ms)]
+    for name, path in files.items():
+        info_format = "tflite" if path.suffix == ".tflite" else "onnx" if path.suffix == ".onnx" \
+            else "saved_model"
+        if info_format == "tflite":
+            clf = load_classifier(path, threads=1)
+            quantize, io = clf.metadata_config.get("quantize"), clf.metadata_config.get("io")
+            size = path.stat().st_size
+        elif info_format == "onnx":
+            clf = _onnx_runner(path)
+            quantize, io, size = "none", "float32", path.stat().st_size
+            if clf is None:
+                rows.append({"model": name, "format": "onnx", "quantize": "none", "io": "float32",
+                             "file_mb": round(size / 2**20, 3), "accuracy": None, "agreement": None,
+                             "latency_ms": None, "images": 0,
+                             "note": "onnxruntime not installed: not run"})
+                continue
+        else:
+            clf = _saved_model_runner(path)
+            quantize, io, size = "none", "float32", _dir_bytes(path)
+        probs, ms = _timed(clf.predict, images, latency_images)
+        rows.append(_row(name, info_format, quantize, io, size, probs.argmax(1), keras_top1,
+                         labels, ms))
+    return rows, f"parity on {data}: {used} split, {len(images)} images"
+
+
+def _aligned_labels(data_classes: list[str], model_labels: list[str], labels: np.ndarray, data):
+    if data_classes == model_labels:
+        return labels
+    if set(data_classes) <= set(model_labels):
+        index = {c: model_labels.index(c) for c in data_classes}
+        return np.array([index[data_classes[i]] for i in labels])
+    raise MobilenetsError(f"the classes of {data} ({', '.join(data_classes[:5])}...) are not the "
+                          f"model's labels ({', '.join(model_labels[:5])}...)")
+
+
+def _row(name, fmt, quantize, io, size, top1, keras_top1, labels, ms) -> dict:
+    return {"model": name, "format": fmt, "quantize": quantize, "io": io,
+            "file_mb": round(size / 2**20, 3),
+            "accuracy": round(float((top1 == labels).mean()), 4),
+            "agreement": round(float((top1 == keras_top1).mean()), 4),
+            "latency_ms": round(ms, 3), "images": int(len(labels))}
+
+
+def _keras_run(model, images: np.ndarray, latency_images: int) -> tuple[np.ndarray, float]:
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False))
+    probs = np.concatenate([fn(tf.constant(images[i:i + 64], tf.float32)).numpy()
+                            for i in range(0, len(images), 64)])
+    single = tf.function(lambda x: model(x, training=False))
+    n = min(latency_images, len(images))
+    single(tf.constant(images[:1], tf.float32))
+    start = time.perf_counter()
+    for i in range(n):
+        single(tf.constant(images[i:i + 1], tf.float32)).numpy()
+    return probs, (time.perf_counter() - start) * 1000 / n
+
+
+def _timed(predict, images: np.ndarray, latency_images: int) -> tuple[np.ndarray, float]:
+    n = min(latency_images, len(images))
+    predict(images[:1])
+    start = time.perf_counter()
+    head = predict(images[:n])
+    ms = (time.perf_counter() - start) * 1000 / n
+    rest = predict(images[n:]) if len(images) > n else np.empty((0, head.shape[1]))
+    return np.concatenate([head, rest]), ms
+
+
+class _Runner:
+    def __init__(self, fn):
+        self.predict = fn
+
+
+def _saved_model_runner(path: Path):
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def predict(images):
+        out = [next(iter(fn(tf.constant(im[None], tf.float32)).values())).numpy() for im in images]
+        return np.concatenate(out) if out else np.empty((0, 0))
+
+    return _Runner(predict)
+
+
+def _onnx_runner(path: Path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def predict(images):
+        out = [session.run(None, {name: im[None].astype(np.float32)})[0] for im in images]
+        return np.concatenate(out) if out else np.empty((0, 0))
+
+    return _Runner(predict)

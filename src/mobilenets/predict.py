@@ -1,0 +1,559 @@
+"""Classify images with a run, a .keras/.h5 model or any .tflite classifier.
+
+    mobilenets predict runs/pets/export/model_int8.tflite photos/ --top-k 3 --json
+
+A model is loaded once as a `Classifier`, which takes uint8 RGB images at the
+model's resolution and returns class probabilities:
+
+* our exports (and run directories) carry their labels and input range;
+* a third-party .tflite is read from its tensors: input size, dtype and
+  quantization. An integer input gets the pixel values as they are (uint8)
+  or shifted by -128 (int8), which is what quantized classifiers are
+  calibrated for; a float input without our metadata gets MobileNet's
+  [-1, 1] unless `input_range` (`--input-range 0,1|-1,1|0,255`) says
+  otherwise. Integer outputs are dequantized; outputs that are not
+  probabilities (logits) go through a softmax.
+
+Labels come from `--labels FILE`, else the model (our metadata, or a
+TFLite-Support labels file zipped onto the .tflite), else `labels.txt`
+beside it. A labels list one shorter than the outputs gets `background` as
+class 0 (the TF-slim convention); a list that starts with `background` and
+is one longer loses it.
+
+Folders are walked recursively and stream through `predict_files`: images
+are decoded in a thread pool while the model runs, at most a few batches
+ahead, so memory stays flat for any number of files. An unreadable file
+gives an error record and the others go on; the CLI exits 0 when at least
+one image was classified and 2 when none could be.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from mobilenets.errors import MobilenetsError
+
+DEFAULT_TOP_K = 5
+INPUT_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
+
+
+# --------------------------------------------------------------- labels
+
+
+def read_labels(path: "str | os.PathLike") -> list[str]:
+    """Labels from a text file, one per line (blank lines skipped).
+
+    Args:
+        path: the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MobilenetsError(f"no such labels file: {path}")
+    try:
+        return _label_lines(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as e:
+        raise MobilenetsError(f"cannot read labels file {path}: {e.strerror}") from None
+
+
+def _label_lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def align_labels(labels: list[str] | None, outputs: int, source: str = "labels") -> list[str]:
+    """Labels that index the model's outputs one to one.
+
+    Args:
+        labels: the labels found, or None (then `"0"`, `"1"`, ... are used).
+        outputs: the number of model outputs.
+        source: where the labels came from, for the error message.
+
+    Raises:
+        MobilenetsError: the counts cannot be reconciled.
+    """
+    if labels is None:
+        return [str(i) for i in range(outputs)]
+    if len(labels) == outputs:
+        return list(labels)
+    if len(labels) == outputs - 1:
+        return ["background"] + list(labels)
+    if len(labels) == outputs + 1 and labels[0].strip().lower() == "background":
+        return list(labels[1:])
+    raise MobilenetsError(f"{source} has {len(labels)} labels but the model has {outputs} outputs")
+
+
+def _zipped_labels(path: Path) -> list[str] | None:
+    """Labels from a TFLite-Support metadata zip appended to the model, if any."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.lower().endswith(".txt")]
+            preferred = [n for n in names if "label" in n.lower()] or names
+            if preferred:
+                return _label_lines(z.read(preferred[0]).decode("utf-8", "replace")) or None
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return None
+
+
+# --------------------------------------------------------------- classifiers
+
+
+class Classifier:
+    """A loaded image classifier: uint8 images in, probabilities out.
+
+    Attributes:
+        name: the model file.
+        kind: "tflite" or "keras".
+        labels: one label per output.
+        input_size: `(height, width)` the images must have.
+        input_range: the float range pixels are mapped to, or None when the
+            integer input takes pixel values as they are.
+        metadata_config: our embedded export config (empty for others).
+    """
+
+    name: str
+    kind: str
+    labels: list[str]
+    input_size: tuple[int, int]
+    input_range: tuple[float, float] | None
+    metadata_config: dict
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities `(N, classes)` for uint8 images `(N, h, w, 3)`."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        rng = "raw pixels" if self.input_range is None else f"pixels -> {self.input_range}"
+        return f"{self.name} ({self.kind}, {self.input_size[0]}x{self.input_size[1]}, {rng}, " \
+               f"{len(self.labels)} classes)"
+
+
+def _as_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows that are not already probabilities (any value outside [0, 1]) get a softmax."""
+    scores = np.asarray(scores, dtype=np.float32).reshape(len(scores), -1)
+    bad = (scores.min(axis=1) < -1e-3) | (scores.max(axis=1) > 1 + 1e-3)
+    if bad.any():
+        z = scores[bad] - scores[bad].max(axis=1, keepdims=True)
+        e = np.exp(z)
+        scores = scores.copy()
+        scores[bad] = e / e.sum(axis=1, keepdims=True)
+    return scores
+
+
+def _scale_pixels(images: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
+    lo, hi = input_range
+    x = images.astype(np.float32)
+    if (lo, hi) == (0.0, 255.0):
+        return x
+    return x * np.float32((hi - lo) / 255.0) + np.float32(lo)
+
+
+class TFLiteClassifier(Classifier):
+    """A .tflite classifier run by the LiteRT interpreter, one image per invoke."""
+
+    kind = "tflite"
+
+    def __init__(self, path: "str | os.PathLike", labels=None, input_range=None,
+                 threads: int | None = None):
+        """Load a .tflite.
+
+        Args:
+            path: the model file.
+            labels: label list overriding what the model carries.
+            input_range: `(low, high)` the pixels are mapped to, overriding
+                the model's metadata and the defaults.
+            threads: interpreter threads (default: LiteRT's).
+        """
+        from mobilenets.export import CONFIG_KEY, LABELS_KEY, MOBILENET_RANGE, read_metadata
+
+        path = Path(path)
+        self.name = str(path)
+        self.interpreter = open_interpreter(path, threads)
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise MobilenetsError(f"expected a model with one image input, {path} has {len(inputs)}")
+        self._in = inputs[0]
+        self._out = outputs[0]
+        shape = [int(d) for d in self._in["shape"]]
+        if len(shape) != 4 or shape[-1] != 3:
+            raise MobilenetsError(f"expected an RGB image input (1, H, W, 3), {path} takes {shape}")
+        self.input_size = (shape[1], shape[2])
+        self._dtype = np.dtype(self._in["dtype"])
+        self._in_scale, self._in_zero = self._in["quantization"]
+        self._out_dtype = np.dtype(self._out["dtype"])
+        self._out_scale, self._out_zero = self._out["quantization"]
+        outputs_n = int(np.prod(self._out["shape"][1:]))
+
+        meta = read_metadata(path)
+        try:
+            self.metadata_config = json.loads(meta.get(CONFIG_KEY, b"{}").decode())
+        except ValueError:
+            self.metadata_config = {}
+        if input_range is not None:
+            self.input_range = tuple(input_range)
+        elif self.metadata_config.get("input_range"):
+            self.input_range = tuple(float(v) for v in self.metadata_config["input_range"])
+        elif self._dtype.kind in "iu":
+            self.input_range = None  # pixels as they are (see _quantize)
+        else:
+            self.input_range = MOBILENET_RANGE
+        if labels is not None:
+            found, source = list(labels), "the labels file"
+        elif LABELS_KEY in meta:
+            found, source = _label_lines(meta[LABELS_KEY].decode("utf-8", "replace")), str(path)
+        else:
+            found = _zipped_labels(path)
+            source = str(path)
+            if found is None and (path.parent / "labels.txt").is_file():
+                found, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
+        self.labels = align_labels(found, outputs_n, source)
+
+    def _quantize(self, images: np.ndarray) -> np.ndarray:
+        if self._dtype.kind not in "iu":
+            return _scale_pixels(images, self.input_range).astype(self._dtype)
+        info = np.iinfo(self._dtype)
+        if self.input_range is None or not self._in_scale:
+            # Quantized classifiers take the pixel's own value, offset to the type's range.
+            return (images.astype(np.int16) + info.min).astype(self._dtype)
+        real = _scale_pixels(images, self.input_range)
+        q = np.round(real / self._in_scale + self._in_zero)
+        return np.clip(q, info.min, info.max).astype(self._dtype)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if len(images) and images.shape[1:3] != self.input_size:
+            raise MobilenetsError(f"images are {images.shape[1]}x{images.shape[2]}, the model takes "
+                                  f"{self.input_size[0]}x{self.input_size[1]}")
+        x = self._quantize(images)
+        interp, i_in, i_out = self.interpreter, self._in["index"], self._out["index"]
+        out = []
+        for one in x:
+            interp.set_tensor(i_in, one[None])
+            interp.invoke()
+            out.append(interp.get_tensor(i_out).reshape(-1))
+        if not out:
+            return np.empty((0, len(self.labels)), np.float32)
+        scores = np.stack(out)
+        if self._out_dtype.kind in "iu" and self._out_scale:
+            scores = (scores.astype(np.float32) - self._out_zero) * self._out_scale
+        return _as_probabilities(scores)
+
+
+def open_interpreter(path: "str | os.PathLike", threads: int | None = None):
+    """A LiteRT interpreter with tensors allocated, or one clear line.
+
+    Args:
+        path: the .tflite file.
+        threads: `num_threads` (None: LiteRT's default).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobilenets.export import quiet_native_stderr
+
+    path = Path(path)
+    if not path.is_file():
+        raise MobilenetsError(f"no such model file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != b"TFL3":
+        raise MobilenetsError(f"not a TFLite model (no TFL3 identifier): {path}")
+    if threads is not None and threads < 1:
+        raise MobilenetsError(f"--threads must be >= 1. Received {threads}")
+    try:
+        with quiet_native_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
+            interp = Interpreter(model_path=str(path), num_threads=threads)
+            interp.allocate_tensors()
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt flatbuffers
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise MobilenetsError(f"cannot load TFLite model {path}: {first[:200]}") from None
+    return interp
+
+
+class KerasClassifier(Classifier):
+    """A Keras model (run directory, .keras or full-model .h5)."""
+
+    kind = "keras"
+
+    def __init__(self, target: "str | os.PathLike", labels=None, input_range=None,
+                 threads: int | None = None):
+        """Load a Keras model.
+
+        Args:
+            target: run directory or model file.
+            labels: label list overriding labels.txt / config.json.
+            input_range: `(low, high)` the pixels are mapped to (default:
+                raw pixels when the model has our `preprocess` layer, else
+                MobileNet's [-1, 1]).
+            threads: TensorFlow intra-op threads (when TF is not started yet).
+        """
+        from mobilenets.export import MOBILENET_RANGE, PIXEL_RANGE
+        from mobilenets.models import PREPROCESS_LAYER
+        from mobilenets.profile import load_keras_model
+
+        target = Path(target)
+        path = target / "model.keras" if target.is_dir() else target
+        if not path.is_file():
+            raise MobilenetsError(f"no model at {path}" if target.is_dir() else f"no such model file: {path}")
+        set_tf_threads(threads)
+        import tensorflow as tf
+
+        self.name = str(path)
+        self.model = load_keras_model(path)
+        shape = self.model.input_shape
+        if len(self.model.inputs) != 1 or len(shape) != 4 or shape[-1] != 3 or None in shape[1:3]:
+            raise MobilenetsError(f"expected a fixed-size RGB image classifier, {path} takes {shape}")
+        self.input_size = (int(shape[1]), int(shape[2]))
+        has_pre = PREPROCESS_LAYER in {layer.name for layer in self.model.layers}
+        self.input_range = tuple(input_range) if input_range else (
+            PIXEL_RANGE if has_pre else MOBILENET_RANGE)
+        self.metadata_config = {}
+        outputs = int(self.model.output_shape[-1])
+        source = "the labels file"
+        if labels is None and (path.parent / "labels.txt").is_file():
+            labels, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
+        elif labels is None and (path.parent / "config.json").is_file():
+            classes = json.loads((path.parent / "config.json").read_text()).get("classes")
+            labels, source = classes, str(path.parent / "config.json")
+        self.labels = align_labels(labels, outputs, source)
+        model = self.model
+        self._fn = tf.function(lambda x: model(x, training=False),
+                               input_signature=[tf.TensorSpec((None, *shape[1:]), tf.float32)])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if not len(images):
+            return np.empty((0, len(self.labels)), np.float32)
+        x = _scale_pixels(images, self.input_range)
+        return _as_probabilities(self._fn(x).numpy())
+
+
+def set_tf_threads(threads: int | None) -> None:
+    """Limit TensorFlow's intra-op threads (only possible before it starts).
+
+    Args:
+        threads: threads, or None to leave TensorFlow's default.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise MobilenetsError(f"--threads must be >= 1. Received {threads}")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started: keep its pools
+        pass
+
+
+def load_classifier(model: "str | os.PathLike", labels=None, input_range=None,
+                    threads: int | None = None) -> Classifier:
+    """Load any model this project reads as a `Classifier`.
+
+    Args:
+        model: run directory, `.keras`, full-model `.h5`, or `.tflite`.
+        labels: a labels file path, or a list of labels (overrides the model's).
+        input_range: `"-1,1"`, `"0,1"`, `"0,255"`, any `"low,high"` or a pair:
+            the float range pixels are mapped to.
+        threads: inference threads.
+    """
+    from mobilenets.export import parse_range
+
+    path = Path(model)
+    if isinstance(labels, (str, os.PathLike)):
+        labels = read_labels(labels)
+    rng = parse_range(input_range)
+    if path.is_dir():
+        if (path / "model.keras").is_file():
+            return KerasClassifier(path, labels, rng, threads)
+        raise MobilenetsError(f"not a run directory (no model.keras): {path}")
+    if not path.exists():
+        raise MobilenetsError(f"no such model file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return TFLiteClassifier(path, labels, rng, threads)
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return KerasClassifier(path, labels, rng, threads)
+    raise MobilenetsError(f"unsupported model file {path}: expected a run directory, .keras, .h5 "
+                          "or .tflite")
+
+
+# --------------------------------------------------------------- files
+
+
+def list_images(inputs: Iterable["str | os.PathLike"]) -> list[Path]:
+    """Image files from files and folders (folders recursively, sorted).
+
+    A named file is kept whatever its extension (it will be reported if it
+    is not an image); inside folders only image extensions are taken. A name
+    that does not exist is kept too, so it is reported per file.
+
+    Args:
+        inputs: files and folders.
+
+    Raises:
+        MobilenetsError: nothing to classify.
+    """
+    from mobilenets.data import IMAGE_EXTENSIONS
+
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*")
+                          if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            out.append(p)
+    if not out:
+        raise MobilenetsError(f"no images in {', '.join(map(str, inputs))}")
+    return out
+
+
+def top_k(probs: np.ndarray, labels: list[str], k: int = DEFAULT_TOP_K) -> list[dict]:
+    """The k best classes of one probability row, best first.
+
+    Args:
+        probs: `(classes,)` probabilities.
+        labels: one label per class.
+        k: how many (capped at the number of classes).
+    """
+    k = max(1, min(int(k), len(probs)))
+    best = np.argsort(-probs, kind="stable")[:k]
+    return [{"label": labels[i], "index": int(i), "score": round(float(probs[i]), 5)} for i in best]
+
+
+def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
+    from mobilenets.data import load_image
+
+    return load_image(path, size)
+
+
+def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TOP_K,
+                  batch_size: int = 16, workers: int | None = None,
+                  progress: bool | None = None) -> Iterator[dict]:
+    """Classify files, streaming: decode in threads while the model runs.
+
+    Args:
+        classifier: from `load_classifier`.
+        paths: image files (see `list_images`).
+        k: classes per image.
+        batch_size: images per model call.
+        workers: decoding threads (default: CPU count, at least 2).
+        progress: draw a progress bar on stderr (default: when it is a terminal).
+
+    Yields:
+        In input order, `{"path", "label", "score", "top_k": [{"label", "index",
+        "score"}]}` for each image or `{"path", "error"}` for each file that
+        could not be read.
+    """
+    from mobilenets.data import BadImage
+
+    if k < 1:
+        raise MobilenetsError(f"--top-k must be >= 1. Received {k}")
+    if batch_size < 1:
+        raise MobilenetsError(f"--batch-size must be >= 1. Received {batch_size}")
+    workers = workers or max(2, os.cpu_count() or 2)
+    window = max(2 * batch_size, 4 * workers)  # decoded images waiting, at most
+    size = classifier.input_size
+    todo = iter(paths)
+    pending: collections.deque = collections.deque()
+
+    def fill():
+        while len(pending) < window:
+            p = next(todo, None)
+            if p is None:
+                return
+            pending.append((p, pool.submit(_decode, p, size)))
+
+    def run(batch):
+        probs = classifier.predict(np.stack([im for _, im in batch]))
+        for (p, _), row in zip(batch, probs):
+            best = top_k(row, classifier.labels, k)
+            yield {"path": str(p), "label": best[0]["label"], "score": best[0]["score"], "top_k": best}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(len(paths), progress) as advance:
+        fill()
+        batch: list = []
+        while pending:
+            path, future = pending.popleft()
+            fill()
+            try:
+                batch.append((path, future.result()))
+            except (BadImage, MobilenetsError, OSError) as e:
+                if batch:
+                    yield from run(batch)
+                    advance(len(batch))
+                    batch = []
+                reason = getattr(e, "reason", None) or str(e)
+                advance(1)
+                yield {"path": str(path), "error": reason}
+                continue
+            if len(batch) >= batch_size:
+                yield from run(batch)
+                advance(len(batch))
+                batch = []
+        if batch:
+            yield from run(batch)
+            advance(len(batch))
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty() and total > 1
+    if not enabled:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("classifying", total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def format_result(result: dict) -> str:
+    """One line of text for a result record (prediction or error).
+
+    Args:
+        result: a record from `predict_files`.
+    """
+    if "error" in result:
+        return f"{result['path']}: error: {result['error']}"
+    best = ", ".join(f"{r['label']} {r['score']:.3f}" for r in result["top_k"])
+    return f"{result['path']}: {best}"
+
+
+def write_predictions(results: Iterable[dict], json_lines: bool = False, file=None) -> dict:
+    """Print results as they come: text lines or JSON lines.
+
+    Args:
+        results: records from `predict_files`.
+        json_lines: one JSON object per line instead of text.
+        file: where to write (default stdout).
+
+    Returns:
+        `{"images", "predicted", "errors"}` counts.
+    """
+    counts = {"images": 0, "predicted": 0, "errors": 0}
+    for r in results:
+        counts["images"] += 1
+        counts["errors" if "error" in r else "predicted"] += 1
+        # sys.stdout is looked up per line: a progress bar redirects it while it runs.
+        print(json.dumps(r) if json_lines else format_result(r), file=file or sys.stdout, flush=True)
+    return counts
