@@ -396,10 +396,87 @@ def _demo(args):
     return run_demo(args.runs_dir, epochs=args.epochs)
 
 
+# -------------------------------------------------------------- compare
+
+
+def _add_compare(sub):
+    p = _command(sub, "compare", "Which MobileNet: params, MACs, .tflite size, measured float32/int8 latency "
+                 "and accuracy of many candidates, a budget pick, plots and an HTML report.",
+                 'mobilenets compare v1-1.00-224 v2-1.00-224 --threads 1,2\n'
+                 'mobilenets compare --grid "v1:1.0,0.75,0.5,0.25:224,192,160,128" --budget-ms 5 --max-size-mb 2\n'
+                 'mobilenets compare --grid "v2:0.35,0.5:224,160" --data photos/ --epochs 10')
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="candidate specs, e.g. v2-1.00-224")
+    p.add_argument("--grid", action="append", default=[], metavar="FAMILY:ALPHAS:RESOLUTIONS",
+                   help="a grid of candidates, e.g. 'v1:1.0,0.5:224,160' (family v1, v2, v3-large, "
+                        "v3-small, v3-large-min, v3-small-min); repeatable")
+    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls per latency (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--data", metavar="DATA",
+                   help="retrain every candidate on this data (same recipe) and measure accuracy")
+    p.add_argument("--epochs", type=int, help="retrain epochs (default: the retrain recipe's)")
+    p.add_argument("--weights", default="imagenet",
+                   help="imagenet (default), none, or a weights file; the same for every candidate")
+    p.add_argument("--cache-dir", help="bottleneck cache for retraining (default ~/.cache/mobilenets)")
+    p.add_argument("--budget-ms", type=float, metavar="MS", help="pick the most accurate model within MS")
+    p.add_argument("--max-size-mb", type=float, metavar="MB", help="... and within MB of .tflite file")
+    p.add_argument("--budget-format", choices=["int8", "float"], default="int8",
+                   help="the file the budget applies to (default int8)")
+    p.add_argument("--budget-threads", type=int, metavar="N",
+                   help="the thread count the budget applies to (default: the largest of --threads)")
+    p.add_argument("--out", default="compare", metavar="DIR",
+                   help="results, files and report.html; also the cache a re-run reuses (default compare/)")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    p.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
+    p.set_defaults(func=cmd_compare)
+
+
+_COMPARE_DEFAULTS = {"threads": "1", "runs": 50, "warmup": 5, "weights": "imagenet",
+                     "budget_format": "int8", "out": "compare"}
+
+
+def _compare_command(args) -> str:
+    """The command line as given (flags at their defaults left out), for the report."""
+    import shlex
+
+    parts = ["mobilenets", "compare", *args.specs]
+    for g in args.grid:
+        parts += ["--grid", g]
+    for name in ("threads", "runs", "warmup", "data", "epochs", "weights", "budget_ms", "max_size_mb",
+                 "budget_format", "budget_threads", "out"):
+        value = getattr(args, name)
+        if value is not None and value != _COMPARE_DEFAULTS.get(name):
+            parts += ["--" + name.replace("_", "-"), str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def cmd_compare(args):
+    from mobilenets.compare import candidates, compare
+    from mobilenets.results import write_rows
+
+    specs = candidates(args.specs, args.grid)
+    if not specs:
+        raise MobilenetsError("give candidates: specs such as v1-0.50-160 and/or --grid v1:1.0,0.5:224,160")
+    r = compare(specs, out_dir=args.out, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                data=args.data, epochs=args.epochs, weights=args.weights, cache_dir=args.cache_dir,
+                budget_ms=args.budget_ms, max_size_mb=args.max_size_mb, budget_format=args.budget_format,
+                budget_threads=args.budget_threads, report=not args.no_report,
+                command=_compare_command(args))
+    tabular = args.format in ("table", "md")
+    write_rows(r.rows, args.format, columns=r.columns if tabular else None,
+               headers=r.headers if tabular else None, title="compare")
+    if r.choice:
+        # after the table on stdout; on stderr for csv/json so stdout stays machine-readable
+        print(r.choice.sentence, file=sys.stdout if tabular else sys.stderr)
+    reused = sum(1 for row in r.rows if row.get("reused"))
+    where = f"report: {r.report_path}" if r.report_path else f"rows: {r.out_dir / 'rows'}"
+    print(f"{len(r.rows)} candidates ({reused} reused from {r.out_dir}); {where}", file=sys.stderr)
+
+
 # ----------------------------------------------------------------- main
 
 COMMANDS = [_add_demo, _add_zoo, _add_profile, _add_retrain, _add_train, _add_evaluate, _add_export, _add_predict,
-            _add_benchmark]
+            _add_benchmark, _add_compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

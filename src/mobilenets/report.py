@@ -1,0 +1,462 @@
+"""Plots and one self-contained HTML page for a comparison.
+
+    mobilenets compare v1-1.00-224 v2-1.00-224 --threads 1,2 --out compare/   # compare/report.html
+
+The page needs nothing but itself: plots and thumbnails are inlined as
+base64 data URIs, the table sorts with a few lines of inline JavaScript (no
+CDN), and an environment section says where the numbers were measured. Plots
+are PNGs drawn with matplotlib's Agg backend:
+
+* latency vs accuracy (or published ImageNet top-1, labelled as such), with
+  the Pareto frontier: the candidates nothing else beats on both;
+* MACs vs measured latency, with the line of median throughput: points far
+  above it are slower than their MACs suggest.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mobilenets import artifacts
+from mobilenets.results import human
+
+FORMAT_NAMES = {"float": "float32", "int8": "int8"}
+
+
+# ------------------------------------------------------------------ inlining
+
+
+def data_uri(source: "bytes | str | os.PathLike", mime: str = "image/png") -> str:
+    """A `data:` URI of a file's (or bytes') content.
+
+    Args:
+        source: bytes, or a path to read.
+        mime: the content type.
+    """
+    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    return f"data:{mime};base64," + base64.b64encode(raw).decode("ascii")
+
+
+def thumbnail_uri(image, size: int = 96) -> str | None:
+    """A small JPEG data URI of an image file or pixel array (None if unreadable).
+
+    Args:
+        image: a path, an (H, W[, C]) array, or None.
+        size: the longer side in pixels; small images are enlarged without blur.
+    """
+    if image is None:
+        return None
+    from PIL import Image
+
+    try:
+        if isinstance(image, np.ndarray):
+            arr = np.asarray(image)
+            if arr.dtype != np.uint8:
+                arr = np.clip(arr * (255 if arr.max() <= 1 else 1), 0, 255).astype(np.uint8)
+            im = Image.fromarray(arr.squeeze())
+        else:
+            im = Image.open(image)
+            im.load()
+        im = im.convert("RGB")
+        scale = size / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.NEAREST if scale > 1 else Image.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=85)
+        return data_uri(buf.getvalue(), "image/jpeg")
+    except Exception:  # noqa: BLE001 - a broken image must not break the report
+        return None
+
+
+# ------------------------------------------------------------------ plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_latency_accuracy(rows: list[dict], path, x: str, y: str, ylabel: str, title: str,
+                          other_x: str | None = None, chosen: str | None = None,
+                          budget_ms: float | None = None, xlabel: str = "latency (ms, p50)") -> Path:
+    """Latency vs accuracy, every candidate labelled, the Pareto frontier marked.
+
+    Args:
+        rows: flat compare rows.
+        path: the PNG to write.
+        x: latency key (minimised), e.g. `int8_ms_t2`.
+        y: accuracy key (maximised), e.g. `top1`.
+        ylabel: the y axis label (say whose accuracy it is).
+        title: the plot title.
+        other_x: the same models' other latency (e.g. float32), drawn faint
+            and joined to each point.
+        chosen: spec of the budget choice, starred.
+        budget_ms: a vertical line at the latency budget.
+        xlabel: the x axis label.
+    """
+    from mobilenets.compare import pareto_front
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 5.6))
+    pts = [r for r in rows if _num(r.get(x)) and _num(r.get(y))]
+    if not pts:
+        ax.text(0.5, 0.5, f"no candidate has both {x} and {y}", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, Path(path))
+    if other_x:
+        faint = [r for r in pts if _num(r.get(other_x))]
+        for r in faint:
+            ax.plot([r[other_x], r[x]], [r[y], r[y]], color="0.85", lw=1, zorder=1)
+        if faint:
+            ax.scatter([r[other_x] for r in faint], [r[y] for r in faint], s=22,
+                       facecolors="none", edgecolors="0.6", zorder=2,
+                       label=f"same model, {other_x.split('_')[0].replace('float', 'float32')}")
+    front = pareto_front(pts, x, y)
+    front_ids = {id(r) for r in front}
+    rest = [r for r in pts if id(r) not in front_ids]
+    ax.scatter([r[x] for r in rest], [r[y] for r in rest], s=30, color="tab:blue", zorder=3,
+               label="candidate")
+    ax.step([r[x] for r in front], [r[y] for r in front], where="post", color="tab:red", lw=1.3,
+            zorder=2)
+    ax.scatter([r[x] for r in front], [r[y] for r in front], s=46, color="tab:red", zorder=4,
+               label="Pareto frontier (nothing faster and better)")
+    for r in pts:
+        ax.annotate(r["spec"], (r[x], r[y]), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if chosen:
+        c = next((r for r in pts if r["spec"] == chosen), None)
+        if c:
+            ax.scatter([c[x]], [c[y]], marker="*", s=260, color="gold", edgecolors="black",
+                       zorder=5, label=f"chosen: {chosen}")
+    if budget_ms:
+        ax.axvline(budget_ms, color="0.3", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
+    xs = [r[x] for r in pts] + ([r[other_x] for r in pts if _num(r.get(other_x))] if other_x else [])
+    if min(xs) > 0 and max(xs) / min(xs) > 4:
+        ax.set_xscale("log")
+        from matplotlib.ticker import ScalarFormatter
+
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, Path(path))
+
+
+def plot_macs_latency(rows: list[dict], path, threads: int, label_fmt: str = "int8") -> Path:
+    """MACs vs measured latency for float32 and int8, with each format's median throughput.
+
+    Args:
+        rows: flat compare rows.
+        path: the PNG to write.
+        threads: which thread count's latencies.
+        label_fmt: the format whose points carry spec labels.
+    """
+    from mobilenets.compare import latency_key
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 5.6))
+    colours = {"float": "tab:orange", "int8": "tab:green"}
+    rates = {}
+    everything = []
+    for fmt in ("float", "int8"):
+        key = latency_key(fmt, threads)
+        pts = [r for r in rows if _num(r.get(key)) and _num(r.get("macs_m")) and r[key] > 0]
+        if not pts:
+            continue
+        macs = np.array([r["macs_m"] for r in pts])
+        ms = np.array([r[key] for r in pts])
+        rate = float(np.median(macs / ms))  # M MACs per ms = GMAC/s
+        rates[fmt] = rate
+        everything += list(macs)
+        ax.scatter(macs, ms, s=30, color=colours[fmt], zorder=3,
+                   label=f"{FORMAT_NAMES[fmt]}: median {rate:.1f} GMAC/s")
+        line = np.array([macs.min() * 0.8, macs.max() * 1.25])
+        ax.plot(line, line / rate, ls="--", lw=1, color=colours[fmt], zorder=2)
+        if fmt == label_fmt:
+            for r, m, t in zip(pts, macs, ms):
+                ratio = t * rate / m
+                ax.annotate(f"{r['spec']}" + (f" ({ratio:.1f}x)" if ratio > 1.25 or ratio < 0.8 else ""),
+                            (m, t), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if not rates:
+        ax.text(0.5, 0.5, "no latencies measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, Path(path))
+    if max(everything) / max(min(everything), 1e-9) > 4:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("multiply-accumulates (M, exact count)")
+    ax.set_ylabel(f"latency (ms, p50, {threads} thread{'s' if threads != 1 else ''})")
+    ax.set_title("MACs vs measured latency: dashed = median throughput; "
+                 "(Nx) = N times slower (or faster) than its MACs predict", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, Path(path))
+
+
+def write_plots(result, folder, budget_ms: float | None = None, fmt: str = "int8",
+                threads: int | None = None) -> dict[str, Path]:
+    """Both plots of a `Comparison` as PNGs in `folder`.
+
+    Args:
+        result: a `mobilenets.compare.Comparison`.
+        folder: where the PNGs go.
+        budget_ms: latency budget line.
+        fmt: the format of the latency axis: `int8` or `float`.
+        threads: the thread count plotted (default: the largest measured).
+    """
+    from mobilenets.compare import METRIC_TEXT, latency_key, measured_threads
+
+    folder = Path(folder)
+    threads = threads or max(measured_threads(result.rows) or [1])
+    other = "float" if fmt == "int8" else "int8"
+    metric = result.metric
+    ylabel = {"accuracy": "accuracy after retraining (%, test split)",
+              "top1": "published ImageNet top-1 (%) - not measured here",
+              "macs_m": "MACs (M) - no accuracy known"}[metric]
+    chosen = result.choice.row["spec"] if result.choice and result.choice.row else None
+    thr = f"{threads} thread{'s' if threads != 1 else ''}"
+    return {
+        "latency_accuracy": plot_latency_accuracy(
+            result.rows, folder / "latency_accuracy.png", latency_key(fmt, threads), metric, ylabel,
+            f"{FORMAT_NAMES[fmt]} latency ({thr}) vs {METRIC_TEXT[metric]}",
+            other_x=latency_key(other, threads), chosen=chosen, budget_ms=budget_ms,
+            xlabel=f"{FORMAT_NAMES[fmt]} latency (ms, p50, {thr}, LiteRT on this CPU)"),
+        "macs_latency": plot_macs_latency(result.rows, folder / "macs_latency.png", threads, fmt),
+    }
+
+
+# ------------------------------------------------------------------ environment
+
+
+def _version(*names: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
+    """Where and with what the numbers were measured.
+
+    Args:
+        threads: thread counts used.
+        rows: compare rows (their `measured_at` gives the measurement dates).
+    """
+    from mobilenets.compare import cpu_model
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    stamps = sorted(r["measured_at"] for r in rows or [] if r.get("measured_at"))
+    env = {
+        "CPU": cpu_model(),
+        "cores": f"{os.cpu_count()} logical ({usable} usable by this process)",
+        "threads used": ", ".join(str(t) for t in threads),
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "TensorFlow": _version("tensorflow-cpu", "tensorflow") or "-",
+        "Keras": _version("keras") or "-",
+        "LiteRT (ai-edge-litert)": _version("ai-edge-litert") or "-",
+        "mobilenets": _version("mobilenets") or "-",
+        "report written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    if stamps:
+        env["latencies measured"] = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+    return env
+
+
+# ------------------------------------------------------------------ HTML
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
+ padding:0 16px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid #eee}
+th{background:#f4f4f4;cursor:pointer;user-select:none;text-align:left;position:sticky;top:0}
+th.num,td.num{text-align:right}tr.pareto td:first-child{font-weight:600;color:#b00}
+tr.chosen{background:#fff6cc}.choice{background:#fff6cc;border-left:4px solid #e0b000;padding:8px 12px}
+.plots img{max-width:100%;border:1px solid #eee;margin:6px 0}.muted{color:#777;font-size:12px}
+.gallery{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{margin:0;width:112px;font-size:11px}
+.gallery img{width:96px;height:96px;object-fit:contain;background:#f4f4f4;display:block}
+code{background:#f4f4f4;padding:1px 4px}dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
+dt{font-weight:600}dd{margin:0}
+"""
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function(table){
+  table.querySelectorAll('th').forEach(function(th, i){
+    th.title = 'click to sort';
+    th.addEventListener('click', function(){
+      var asc = th.dataset.dir !== 'asc';
+      table.querySelectorAll('th').forEach(function(h){ delete h.dataset.dir; });
+      th.dataset.dir = asc ? 'asc' : 'desc';
+      var body = table.tBodies[0];
+      var value = function(row){
+        var c = row.cells[i], v = c.getAttribute('data-v');
+        return v === null ? c.textContent : (v === '' ? null : parseFloat(v));
+      };
+      Array.prototype.slice.call(body.rows).sort(function(a, b){
+        var x = value(a), y = value(b);
+        if (x === null) return 1; if (y === null) return -1;
+        var d = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+        return asc ? d : -d;
+      }).forEach(function(r){ body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _table(rows: list[dict], columns: list[str], headers: dict[str, str], chosen: str | None) -> str:
+    numeric = {c: all(r.get(c) is None or _num(r.get(c)) for r in rows) for c in columns}
+    head = "".join(f'<th class="{"num" if numeric[c] else ""}">{_e(headers.get(c, c))}</th>'
+                   for c in columns)
+    body = []
+    for r in rows:
+        cls = " ".join(k for k, on in (("pareto", r.get("pareto")), ("chosen", r["spec"] == chosen)) if on)
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            if numeric[c]:
+                cells.append(f'<td class="num" data-v="{"" if v is None else v}">{_e(human(v, c))}</td>')
+            else:
+                cells.append(f"<td>{_e(human(v, c))}</td>")
+        body.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    return (f'<table class="sortable" id="results"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _model_section(m: dict) -> str:
+    parts = [f"<h3>{_e(m['spec'])}</h3>",
+             f"<p>accuracy {human(m.get('accuracy'))}% (Keras), int8 .tflite "
+             f"{human(m.get('int8_accuracy'))}%, on {m.get('count')} test images; "
+             f"{m.get('misclassified')} misclassified.</p>"]
+    png = m.get("confusion_png")
+    if png and Path(png).is_file():
+        parts.append(f'<img class="confusion" alt="confusion matrix of {_e(m["spec"])}" '
+                     f'src="{data_uri(png)}">')
+    if m.get("gallery"):
+        figs = []
+        for g in m["gallery"]:
+            img = (f'<img alt="{_e(Path(g["path"]).name)}" src="{g["thumb"]}">' if g.get("thumb")
+                   else '<div class="muted">(no image)</div>')
+            figs.append(f'<figure>{img}<figcaption>{_e(g["true"])} &rarr; <b>{_e(g["predicted"])}</b> '
+                        f'{g["confidence"]:.2f}<br><span class="muted">{_e(Path(g["path"]).name)}'
+                        f"</span></figcaption></figure>")
+        parts.append(f"<p>Misclassified (most confident first, {len(figs)} shown):</p>"
+                     f'<div class="gallery">{"".join(figs)}</div>')
+    return "\n".join(parts)
+
+
+def render_report(result, models: list[dict] = (), settings: dict | None = None,
+                  environment: dict | None = None, title: str = "Which MobileNet?") -> str:
+    """The report page as one HTML string.
+
+    Args:
+        result: a `mobilenets.compare.Comparison` (rows, columns, plots, choice).
+        models: per retrained model: spec, accuracy, confusion_png, gallery.
+        settings: the compare settings (command, runs, warmup, ...).
+        environment: from `environment()`.
+        title: the page title.
+    """
+    settings = settings or {}
+    chosen = result.choice.row["spec"] if result.choice and result.choice.row else None
+    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{_e(title)}</h1>"]
+    if settings.get("command"):
+        out.append(f"<p><code>{_e(settings['command'])}</code></p>")
+    if result.choice:
+        out.append(f'<p class="choice" id="choice">{_e(result.choice.sentence)}</p>')
+    metric_note = {
+        "top1": "Accuracy here is the <b>published ImageNet top-1</b> of each architecture (TF-slim / "
+                "Keras tables), not measured on this machine; the models timed have random weights.",
+        "accuracy": "Accuracy is measured: every candidate retrained with the same recipe and "
+                    "evaluated on the test split; int8 accuracy is the exported int8 .tflite's.",
+        "macs_m": "No accuracy is known for these candidates; MACs stand in for capacity.",
+    }[result.metric]
+    out.append(f"<p>{metric_note} Latency is LiteRT's p50 over {settings.get('runs', '?')} calls "
+               f"after {settings.get('warmup', '?')} warm-up calls, batch 1, each file and thread "
+               "count in a fresh process. Red names are on the Pareto frontier.</p>")
+    out.append('<h2>Plots</h2><div class="plots">')
+    for name, path in result.plots.items():
+        out.append(f'<img id="plot-{_e(name)}" alt="{_e(name)}" src="{data_uri(path)}">')
+    out.append("</div>")
+    out.append("<h2>Candidates</h2><p class=muted>Click a column to sort.</p>")
+    out.append(_table(result.rows, result.columns, result.headers, chosen))
+    for note in result.notes:
+        out.append(f'<p class="muted">{_e(note)}</p>')
+    sources = sorted({r.get("top1_source") for r in result.rows if r.get("top1_source")})
+    if sources:
+        from mobilenets.zoo import SOURCES
+
+        out.append('<p class="muted">Published top-1 sources: '
+                   + "; ".join(f"{_e(s)}: {_e(SOURCES.get(s, s))}" for s in sources) + "</p>")
+    if models:
+        out.append("<h2>Per model: confusion matrix and misclassified images</h2>")
+        out += [_model_section(m) for m in models]
+    if environment:
+        out.append("<h2>Environment</h2><dl>")
+        out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in environment.items()]
+        out.append("</dl>")
+    if settings:
+        out.append("<h2>Settings</h2><dl>")
+        out += [f"<dt>{_e(k)}</dt><dd>{_e(json.dumps(v))}</dd>"
+                for k, v in settings.items() if k != "command"]
+        out.append("</dl>")
+    out.append(f"<script>{_SORT_JS}</script></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(path, result, models: list[dict] = (), settings: dict | None = None,
+                 environment: dict | None = None) -> Path:
+    """Write the self-contained report page atomically.
+
+    Args:
+        path: the `.html` file.
+        result: a `mobilenets.compare.Comparison`.
+        models: per retrained model sections (see `render_report`).
+        settings: the compare settings.
+        environment: from `environment()`.
+    """
+    return artifacts.write_text(path, render_report(result, models, settings, environment))
