@@ -33,6 +33,7 @@ def make_run(root: Path, data: Path, spec: str = "v1-0.25-32", seed: int = 0) ->
     """A run directory per the train.py contract, with an untrained model."""
     import keras
 
+    from mobilenets.benchmark import settle_batchnorm
     from mobilenets.models import build_model
 
     keras.utils.set_random_seed(seed)
@@ -42,12 +43,7 @@ def make_run(root: Path, data: Path, spec: str = "v1-0.25-32", seed: int = 0) ->
     size = int(spec.rsplit("-", 1)[1])
     files = sorted(Path(data).rglob("*.jpg"))
     batch = np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size))) for f in files])
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0  # moving statistics := this batch's
-    model(batch.astype("float32"), training=True)
-    for layer in norms:
-        layer.momentum = 0.99
+    settle_batchnorm(model, batch)
     model.save(root / "model.keras")
     (root / "labels.txt").write_text("\n".join(classes) + "\n")
     (root / "config.json").write_text(json.dumps({

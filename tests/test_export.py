@@ -192,3 +192,22 @@ def test_cli_errors_are_one_line(argv, fragment, tmp_path, capsys):
 def test_cli_export_prints_the_parity_table(exported, run):
     assert "agreement" in exported.out and "model_int8.tflite" in exported.out
     assert f"-> {run / 'export'}" in exported.out
+
+
+def test_h5_model_without_preprocess_layer_is_wrapped(tmp_path):
+    """A plain Keras MobileNet expects [-1, 1]: the export adds the Rescaling, so the file takes pixels."""
+    import keras
+
+    from mobilenets.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model("v1-0.25-32", classes=3, head="new", preprocessing=False)
+    model.save(tmp_path / "plain.h5")
+    r = export(tmp_path / "plain.h5", quantize="none", parity=False)
+    assert r.out_dir == tmp_path / "plain-export"
+    cfg = json.loads((r.out_dir / "config.json").read_text())
+    assert cfg["added_preprocessing"] == "Rescaling 0..255 -> (-1.0, 1.0)"
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
+    expected = model.predict_on_batch(pixels.astype("float32") / 127.5 - 1)
+    clf = TFLiteClassifier(r.files["model_float32.tflite"])
+    np.testing.assert_allclose(clf.predict(pixels), expected, atol=1e-4)

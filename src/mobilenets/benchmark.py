@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +99,20 @@ def resolve_targets(models, workdir: "str | os.PathLike") -> list[tuple[str, Pat
 
 
 def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
-                calibration: "np.ndarray | None" = None) -> Path:
+                calibration: "np.ndarray | None" = None, hard_swish_rewrite: bool = True) -> Path:
     """Build a spec with random weights (1000 classes, raw-pixel input) and convert it.
+
+    BatchNorm statistics are taken from the calibration images (see
+    `settle_batchnorm`), so activations have trained-like ranges: int8
+    scales, and so XNNPACK's choices, are then those of a real model.
 
     Args:
         spec: a model spec.
         workdir: folder for the SavedModel and the .tflite.
         quantize: a `mobilenets.export.QUANTIZE_MODES` mode.
-        calibration: uint8 images for `int8` (default: 16 random images).
+        calibration: uint8 images for BatchNorm and `int8` (default: 16 random images).
+        hard_swish_rewrite: int8 only: rewrite hard-swish for XNNPACK, as
+            `mobilenets export` does (False keeps HARD_SWISH, for comparison).
     """
     import keras
 
@@ -115,19 +122,45 @@ def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
 
     spec = parse_spec(spec)
     workdir = Path(workdir)
-    out = workdir / f"{spec.name}-{quantize}.tflite"
+    tag = quantize if hard_swish_rewrite or quantize != "int8" else "int8-hardswish"
+    out = workdir / f"{spec.name}-{tag}.tflite"
     if out.is_file():
         return out
     keras.utils.set_random_seed(0)
     model = build_model(spec, classes=1000, weights=None, head="keras", preprocessing=True)
-    if quantize == "int8" and _has_hard_swish(model):
-        model = int8_friendly(model)
-    saved = save_traced(model, workdir / f"{spec.name}-{quantize}.saved")
-    if quantize == "int8" and calibration is None:
+    if calibration is None:
         calibration = np.random.default_rng(0).integers(0, 256, (16, *spec.input_shape), np.uint8)
+    settle_batchnorm(model, calibration)
+    if quantize == "int8" and _has_hard_swish(model) and hard_swish_rewrite:
+        model = int8_friendly(model)
+    saved = save_traced(model, workdir / f"{spec.name}-{tag}.saved")
     io = "uint8" if quantize == "int8" else "float32"
     out.write_bytes(convert(saved, quantize, io, calibration))
     return out
+
+
+def settle_batchnorm(model, images: np.ndarray) -> None:
+    """Set every BatchNorm's moving statistics from one batch of images.
+
+    A freshly initialised MobileNet's activations shrink layer by layer to
+    ~1e-8; int8 scales that small make XNNPACK refuse ops (it bounds the
+    ratio of input to output scales) and would misstate int8 latency.
+
+    Args:
+        model: a Keras model taking raw pixels.
+        images: uint8 images at the model's input size.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0  # moving statistics := this batch's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Keras: "structure of inputs doesn't match"
+        model(np.asarray(images, np.float32), training=True)
+    for layer, momentum in zip(norms, saved):
+        layer.momentum = momentum
 
 
 # --------------------------------------------------------------- measuring

@@ -200,7 +200,6 @@ class Source:
     labels: list[str]
     config: dict  # the run's config.json, or {}
     run_dir: Path | None = None
-    input_range: tuple[float, float] = PIXEL_RANGE
     wrapped: bool = False  # a Rescaling was added in front
 
     @property
