@@ -43,7 +43,10 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
     say("2/4 export", "int8 TFLite (uint8 in/out), calibrated on training images; parity vs Keras")
     from mobilenets.export import export
 
+    from mobilenets.results import write_rows
+
     result = export(run, quantize=("none", "int8"), io="uint8")
+    write_rows(result.rows, "table", title="export parity (test split)")
     say("3/4 predict", "a few test images, with the int8 file alone (labels read from it)")
     images, labels, _ = data.arrays("test", (32, 32))
     sample_dir = run / "samples"
@@ -53,20 +56,16 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
         with artifacts.atomic_path(path) as tmp:
             Image.fromarray(images[i]).save(tmp, format="PNG")
         paths.append(path)
-    from mobilenets.predict import predict_paths, print_predictions
+    from mobilenets.predict import load_classifier, predict_files, write_predictions
 
     int8 = _int8_file(result)
-    print_predictions(predict_paths(int8, paths, top_k=3), top_k=3)
+    write_predictions(predict_files(load_classifier(int8), paths, k=3, progress=False))
     say("4/4 done", f"everything is in {run}/ - try: mobilenets profile {int8}")
     return run
 
 
 def _int8_file(result) -> Path:
-    files = getattr(result, "files", {}) or {}
-    for name, path in files.items():
-        if "int8" in str(name) or "int8" in Path(path).name:
-            return Path(path)
-    return Path(next(iter(files.values())))
+    return next(Path(p) for p in result.files.values() if "int8" in Path(p).name)
 
 
 class _Say:
