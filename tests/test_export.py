@@ -203,8 +203,9 @@ def test_h5_model_without_preprocess_layer_is_wrapped(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model("v1-0.25-32", classes=3, head="new", preprocessing=False)
     model.save(tmp_path / "plain.h5")
-    r = export(tmp_path / "plain.h5", quantize="none", parity=False)
-    assert r.out_dir == tmp_path / "plain-export"
+    r = export(tmp_path / "plain.h5", parity=False)  # default none,int8: no data for int8
+    assert r.out_dir == tmp_path / "plain-export" and list(r.files) == ["model_float32.tflite"]
+    assert any(note.startswith("int8 skipped: no calibration data") for note in r.notes)
     cfg = json.loads((r.out_dir / "config.json").read_text())
     assert cfg["added_preprocessing"] == "Rescaling 0..255 -> (-1.0, 1.0)"
     pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)

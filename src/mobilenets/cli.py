@@ -306,6 +306,9 @@ def _add_predict(sub):
                  "mobilenets predict runs/pets/export/model_int8.tflite photos/ --top-k 3\n"
                  "mobilenets predict ../shared/models/mobilenet_v1_0.25_128_quant.tflite cat.jpg "
                  "--labels ../shared/models/imagenet_labels.txt --json")
+    p.epilog += ("\n\nAn unreadable file gets its own line (with --json: {\"path\": ..., \"error\": ...}) "
+                 "and the others go on;\nexit status 0 when at least one image was classified, "
+                 "2 when none was.")
     p.add_argument("model", metavar="MODEL", help="run directory, .keras, .h5 or .tflite")
     p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and folders (recursive)")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line (for models without their own)")

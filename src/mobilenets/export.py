@@ -614,6 +614,15 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir=out)
     cfg = source.config
+    calib_data = calibration or cfg.get("data")
+    if "int8" in modes and not calib_data:
+        if quantize is not None:
+            raise MobilenetsError("int8 needs calibration images: give --calibration DATA "
+                                  "(the model has no run config naming its data)")
+        # The default asks for int8 too; without data for it, ship the float file and say so.
+        modes = tuple(m for m in modes if m != "int8")
+        result.notes.append("int8 skipped: no calibration data (a model file without a run "
+                            "config); give --calibration DATA")
     spec = cfg.get("spec") or cfg.get("arch")
     meta_config = {"format": "mobilenets", "version": 1, "spec": spec,
                    "image_size": list(source.image_size), "input_range": list(PIXEL_RANGE),
@@ -631,10 +640,6 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
             mode_io = int8_io if mode == "int8" else "float32"
             extra = {}
             if mode == "int8":
-                calib_data = calibration or cfg.get("data")
-                if not calib_data:
-                    raise MobilenetsError("int8 needs calibration images: give --calibration DATA "
-                                          "(the model has no run config naming its data)")
                 images, calibration_note = calibration_images(calib_data, source.image_size,
                                                               calibration_size, cfg)
                 saved = float_saved
@@ -680,7 +685,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
         "quantize": list(modes),
         "io": int8_io if "int8" in modes else "float32",
         "formats": list(formats),
-        "calibration": ({"data": str(calibration or cfg.get("data")), "size": calibration_size,
+        "calibration": ({"data": str(calib_data), "size": calibration_size,
                          "used": calibration_note} if "int8" in modes else None),
         "files": files_info,
         "versions": _versions(),
