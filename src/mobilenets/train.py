@@ -465,17 +465,7 @@ def _head_on_features(model, run, config, data, splits, state, cache_dir, starte
     out = keras.layers.Dense(n_cls, activation="softmax", name=HEAD_LAYERS[2])(x)
     head = keras.Model(head_in, out)
     head.get_layer(HEAD_LAYERS[2]).set_weights(model.get_layer(HEAD_LAYERS[2]).get_weights())
-    x_train, y_train = feats["train"]
-    steps = int(np.ceil(len(x_train) / config.batch_size))
-    _compile(head, config, steps, config.epochs, config.learning_rate)
-    val = None
-    if splits.get("val"):
-        xv, yv = feats[splits["val"]]
-        val = (xv, keras.utils.to_categorical(yv, n_cls))
-    head.fit(x_train, keras.utils.to_categorical(y_train, n_cls), validation_data=val,
-             batch_size=config.batch_size, epochs=config.epochs, verbose=0 if _verbose() == 2 else 1,
-             callbacks=_epoch_callbacks(run, "head", state, config, started, checkpoint=False),
-             class_weight=_class_weights(y_train, n_cls, config.class_weights), shuffle=True)
+    _fit_head(head, feats["train"], feats.get(splits.get("val")), config, state)
     model.get_layer(HEAD_LAYERS[2]).set_weights(head.get_layer(HEAD_LAYERS[2]).get_weights())
     write_history(run / "history.csv", state["history"])
     state["done"].append("head")
@@ -483,6 +473,52 @@ def _head_on_features(model, run, config, data, splits, state, cache_dir, starte
         model.save(tmp)
     artifacts.write_json(run / "checkpoints" / "state.json", state)
     return model
+
+
+def _fit_head(head, train: tuple, val: tuple | None, config: TrainConfig, state: dict) -> None:
+    """Train the small head on in-memory features with a compiled step.
+
+    `Model.fit` costs ~0.1-0.2 s per epoch in set-up alone, which dwarfs a
+    dense layer on a few thousand feature vectors; one `tf.function` step
+    over shuffled mini-batches does the same optimisation in milliseconds.
+    History rows match what `fit` logs (loss, accuracy, val_loss, val_accuracy).
+    """
+    import keras
+    import tensorflow as tf
+
+    x, y = train
+    n_cls = head.output_shape[-1]
+    steps = int(np.ceil(len(x) / config.batch_size))
+    optimizer = _optimizer(config, steps, config.epochs, config.learning_rate)
+    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    weights = _class_weights(y, n_cls, config.class_weights)
+    sample_w = np.ones(len(y), "float32") if weights is None else np.array(
+        [weights[int(c)] for c in y], "float32")
+    onehot = keras.utils.to_categorical(y, n_cls).astype("float32")
+    rng = np.random.default_rng(config.seed)
+
+    @tf.function(reduce_retracing=True)
+    def step(xb, yb, wb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, head(xb, training=True), sample_weight=wb)
+        grads = tape.gradient(loss, head.trainable_variables)
+        optimizer.apply_gradients(zip(grads, head.trainable_variables))
+
+    def scores(xs, ys):
+        probs = head.predict_on_batch(xs)
+        hot = keras.utils.to_categorical(ys, n_cls)
+        return float(loss_fn(hot, probs)), float((probs.argmax(1) == ys).mean())
+
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), config.batch_size):
+            b = order[i:i + config.batch_size]
+            step(x[b], onehot[b], sample_w[b])
+        row = {"phase": "head", "epoch": epoch + 1}
+        row["loss"], row["accuracy"] = scores(x, y)
+        if val is not None:
+            row["val_loss"], row["val_accuracy"] = scores(*val)
+        state["history"].append(row)
 
 
 def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
