@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 TABLES = {
-    "compare-v1-v2": ["compare", "v1-1.00-224", "v2-1.00-224", "--threads", "1,2", "--format", "md"],
+    "compare-v1-v2": ["compare", "v1-1.00-224", "v2-1.00-224", "--threads", "1,2", "--repeats", "3",
+                      "--format", "md"],
     "compare-v1-alpha": ["compare", "--grid", "v1:1.0,0.75,0.5,0.25:224", "--threads", "1,2",
-                         "--format", "md"],
+                         "--repeats", "3", "--format", "md"],
     "compare-v1-resolution": ["compare", "--grid", "v1:1.0:224,192,160,128", "--threads", "1,2",
-                              "--format", "md"],
+                              "--repeats", "3", "--format", "md"],
 }
 
 
@@ -47,7 +48,8 @@ def environment(out: Path) -> str:
     env = env_of([1, 2], rows)
     when = env.get("latencies measured", "")[:10]
     return (f"Measured on {env['CPU']} ({env['cores']}), LiteRT {env['LiteRT (ai-edge-litert)']}, "
-            f"TensorFlow {env['TensorFlow']}, {when}; p50 of 50 calls, batch 1, random weights.")
+            f"TensorFlow {env['TensorFlow']}, {when}: the lowest of 3 p50s (50 calls each, batch 1, "
+            f"random weights); {env.get('load while measuring', 'load not recorded')}.")
 
 
 def main() -> None:

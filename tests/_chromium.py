@@ -34,7 +34,8 @@ window.addEventListener('load', function () {
   }
   var d = document.createElement('div');
   d.id = 'probe';
-  d.textContent = 'PROBE images=' + ok + '/' + imgs.length + ' rows=' + rows + ' sorted=' + order.join(',') + ' END';
+  d.textContent = 'PROBE images=' + ok + '/' + imgs.length + ' rows=' + rows +
+    ' sorted=' + order.join(',') + ' END';
   document.body.appendChild(d);
 });
 </script>

@@ -1,4 +1,4 @@
-"""Compare: grids, Pareto fronts, budget choices, and a real end-to-end comparison that re-runs from its cache."""
+"""Compare: grids, Pareto fronts, budget choices, and a real comparison that re-runs from its cache."""
 
 import contextlib
 import io
@@ -126,6 +126,34 @@ def test_missing_imagenet_weights_is_said_in_the_row_and_the_rest_goes_on(tmp_pa
     assert "no official ImageNet weights exist for v3-small-0.75-224-min" in row["note"]
     assert "--weights none" in row["note"]
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_files(spec, ctx, record, source, step, save):
+        record["files"]["random"] = {f: {"path": f"{spec.name}-{f}.tflite", "bytes": 1}
+                                     for f in ("float", "int8")}
+
+    def fake_benchmark(models, threads, runs, warmup):
+        calls.append(models[0].rsplit("/", 1)[-1])
+        nth = calls.count(calls[-1])
+        return {"rows": [{"latency_ms_p50": {1: 5.0, 2: 3.0, 3: 4.0}.get(nth, 9.0)}]}
+
+    monkeypatch.setattr(compare_mod, "_ensure_files", fake_files)
+    monkeypatch.setattr(compare_mod, "_ensure_profile", lambda *a: None)
+    monkeypatch.setattr("mobilenets.benchmark.benchmark", fake_benchmark)
+    specs = ["v1-0.25-128", "v1-0.50-128"]
+    rows = compare(specs, out_dir=tmp_path, repeats=3, report=False, progress=False).rows
+    assert calls[:4] == ["v1-0.25-128-float.tflite", "v1-0.25-128-int8.tflite",
+                         "v1-0.50-128-float.tflite", "v1-0.50-128-int8.tflite"]  # every file once first
+    assert len(calls) == 12 and [r["int8_ms_t1"] for r in rows] == [3.0, 3.0]
+    calls.clear()
+    rows = compare(specs, out_dir=tmp_path, repeats=4, report=False, progress=False).rows
+    assert len(calls) == 4 and not any(r["reused"] for r in rows) and rows[0]["float_ms_t1"] == 3.0
+    calls.clear()
+    rows = compare(specs, out_dir=tmp_path, repeats=2, report=False, progress=False).rows
+    assert calls == [] and all(r["reused"] for r in rows)
 
 
 # ------------------------------------------------------------------ end to end

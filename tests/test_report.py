@@ -61,7 +61,8 @@ def test_report_is_self_contained_and_says_what_it_shows(report):
 
 
 def test_environment_names_the_cpu_and_versions():
-    env = environment((1, 2), [{"measured_at": "2026-01-02T03:04:05"}, {"measured_at": "2026-01-01T00:00:00"}])
+    stamps = [{"measured_at": "2026-01-02T03:04:05"}, {"measured_at": "2026-01-01T00:00:00"}]
+    env = environment((1, 2), stamps)
     assert env["threads used"] == "1, 2"
     assert env["CPU"] and env["Python"].count(".") == 2
     assert env["latencies measured"] == "2026-01-01T00:00:00 to 2026-01-02T03:04:05"

@@ -415,6 +415,9 @@ def _add_compare(sub):
     p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed calls per latency (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="time each file in N fresh processes spread over the run and keep the lowest "
+                        "p50: steadier on a busy machine (default 1)")
     p.add_argument("--data", metavar="DATA",
                    help="retrain every candidate on this data (same recipe) and measure accuracy")
     p.add_argument("--epochs", type=int, help="retrain epochs (default: the retrain recipe's)")
@@ -434,8 +437,8 @@ def _add_compare(sub):
     p.set_defaults(func=cmd_compare)
 
 
-_COMPARE_DEFAULTS = {"threads": "1", "runs": 50, "warmup": 5, "weights": "imagenet",
-                     "budget_format": "int8", "out": "compare"}
+_COMPARE_DEFAULTS = {"threads": "1", "runs": 50, "warmup": 5, "repeats": 1,
+                     "weights": "imagenet", "budget_format": "int8", "out": "compare"}
 
 
 def _compare_command(args) -> str:
@@ -445,8 +448,8 @@ def _compare_command(args) -> str:
     parts = ["mobilenets", "compare", *args.specs]
     for g in args.grid:
         parts += ["--grid", g]
-    for name in ("threads", "runs", "warmup", "data", "epochs", "weights", "budget_ms", "max_size_mb",
-                 "budget_format", "budget_threads", "out"):
+    for name in ("threads", "runs", "warmup", "repeats", "data", "epochs", "weights", "budget_ms",
+                 "max_size_mb", "budget_format", "budget_threads", "out"):
         value = getattr(args, name)
         if value is not None and value != _COMPARE_DEFAULTS.get(name):
             parts += ["--" + name.replace("_", "-"), str(value)]
@@ -461,7 +464,8 @@ def cmd_compare(args):
     if not specs:
         raise MobilenetsError("give candidates: specs such as v1-0.50-160 and/or --grid v1:1.0,0.5:224,160")
     r = compare(specs, out_dir=args.out, threads=args.threads, runs=args.runs, warmup=args.warmup,
-                data=args.data, epochs=args.epochs, weights=args.weights, cache_dir=args.cache_dir,
+                repeats=args.repeats, data=args.data, epochs=args.epochs, weights=args.weights,
+                cache_dir=args.cache_dir,
                 budget_ms=args.budget_ms, max_size_mb=args.max_size_mb, budget_format=args.budget_format,
                 budget_threads=args.budget_threads, report=not args.no_report,
                 command=_compare_command(args))

@@ -20,7 +20,9 @@ Everything lands under the output folder (default `compare/`):
 
 A re-run reads `rows/` and only does what is missing: a new thread count
 measures that thread count only; a candidate with everything is `reused`.
-Latencies are reused only when measured on the same CPU model.
+Files are reused only when made by the same TensorFlow and mobilenets
+versions, latencies only when measured on the same CPU model with the same
+LiteRT; delete `rows/` and `models/` to start over.
 
 `choose` picks the most accurate candidate within a latency and/or size
 budget (accuracy after retraining if known, else published ImageNet top-1,
@@ -326,7 +328,8 @@ def columns_for(rows: list[dict], threads, with_data: bool) -> tuple[list[str], 
 
 def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int = 5,
             data=None, epochs: int | None = None, weights: str = "imagenet",
-            cache_dir=None, budget_ms: float | None = None, max_size_mb: float | None = None,
+            cache_dir=None, repeats: int = 1, budget_ms: float | None = None,
+            max_size_mb: float | None = None,
             budget_format: str = "int8", budget_threads: int | None = None,
             report: bool = True, progress: bool | None = None,
             command: str | None = None) -> Comparison:
@@ -346,6 +349,10 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
             error in its row; there is no silent fallback to `none`.
         cache_dir: bottleneck-feature cache for retraining (default:
             `mobilenets.data.cache_home()`).
+        repeats: time every file in this many fresh processes, spread over
+            the whole comparison, and keep the lowest p50 (on a shared
+            machine the least disturbed); a re-run with more repeats only
+            adds the missing samples.
         budget_ms: latency budget for `choose`.
         max_size_mb: file-size budget for `choose`.
         budget_format: `int8` (default) or `float`: the file the budget applies to.
@@ -364,8 +371,9 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
     specs = list(dict.fromkeys(specs))
     if not specs:
         raise MobilenetsError("give at least one candidate: specs such as v1-0.50-160 or --grid")
-    if runs < 1 or warmup < 0:
-        raise MobilenetsError(f"need --runs >= 1 and --warmup >= 0. Received runs={runs}, warmup={warmup}")
+    if runs < 1 or warmup < 0 or repeats < 1:
+        raise MobilenetsError(f"need --runs >= 1, --warmup >= 0 and --repeats >= 1. "
+                              f"Received runs={runs}, warmup={warmup}, repeats={repeats}")
     if budget_format not in FORMATS:
         raise MobilenetsError(f"--budget-format must be float or int8. Received {budget_format!r}")
     if budget_threads is not None and budget_threads not in threads:
@@ -374,29 +382,39 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
     out = Path(out_dir)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     ctx = _Context(out=out, threads=threads, runs=runs, warmup=warmup, cpu=cpu_model(),
-                   data=data, epochs=epochs, weights=str(weights), cache_dir=cache_dir)
+                   tools=tool_versions(), data=data, epochs=epochs, weights=str(weights),
+                   cache_dir=cache_dir)
     if data is not None:
         from mobilenets.data import open_dataset
 
         ctx.dataset = open_dataset(data)
         ctx.train_key = _train_key(data, epochs, weights)
 
-    rows, done = [], 0
+    ctx.repeats = repeats
+    done, measured = 0, set()
     try:
-        with _progress_bar(len(specs), progress) as bar:
-            for spec in specs:
-                rows.append(_candidate(spec, ctx, bar))
-                done += 1
-                bar.advance()
+        with _progress_bar(len(specs) * repeats, progress) as bar:
+            # Repeats go round the whole list, so a busy spell on a shared
+            # machine hits one sample of many files, not every sample of one.
+            for ctx.want in range(1, repeats + 1):
+                rows = []
+                for spec in specs:
+                    rows.append(_candidate(spec, ctx, bar))
+                    if not rows[-1]["reused"]:
+                        measured.add(spec.name)
+                    done += 1
+                    bar.advance()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {done} of {len(specs)} candidates are finished and kept in "
-              f"{out / 'rows'}; the same command continues where this one stopped", file=sys.stderr)
+        print(f"\ninterrupted: {done} of {len(specs) * repeats} candidate passes are finished and kept "
+              f"in {out / 'rows'}; the same command continues where this one stopped", file=sys.stderr)
         raise
+    for r in rows:  # reused: nothing was done for it in any round
+        r["reused"] = r["spec"] not in measured
 
     result = summarize(rows, out, threads, with_data=data is not None, budget_ms=budget_ms,
                        max_size_mb=max_size_mb, budget_format=budget_format,
                        budget_threads=budget_threads, data_name=_data_name(data))
-    settings = {"threads": list(threads), "runs": runs, "warmup": warmup, "data": data,
+    settings = {"threads": list(threads), "runs": runs, "warmup": warmup, "repeats": repeats, "data": data,
                 "epochs": epochs, "weights": str(weights), "budget_ms": budget_ms,
                 "max_size_mb": max_size_mb, "budget_format": budget_format,
                 "budget_threads": budget_threads, "command": command}
@@ -459,12 +477,15 @@ class _Context:
     runs: int
     warmup: int
     cpu: str
+    tools: dict = field(default_factory=dict)
     data: object = None
     epochs: int | None = None
     weights: str = "imagenet"
     cache_dir: object = None
     dataset: object = None
     train_key: str | None = None
+    repeats: int = 1
+    want: int = 1  # latency samples wanted by the current round
 
     def budget_threads(self, budget_threads):
         return budget_threads or max(self.threads)
@@ -549,11 +570,13 @@ def _flat_row(spec: ModelSpec, ctx: _Context, record: dict, source: str) -> dict
     for t in ctx.threads:
         for fmt in FORMATS:
             m = record["latency"].get(_latency_id(ctx, source, fmt, t))
-            row[latency_key(fmt, t)] = m["latency_ms_p50"] if m else None
+            row[latency_key(fmt, t)] = m["latency_ms_p50"] if m and m.get("samples") else None
     row["measured"] = "retrained export" if source != "random" else "random weights, 1000 classes"
-    stamps = [record["latency"][k]["measured_at"] for k in record["latency"]
-              if k.startswith(f"{source}/") and "measured_at" in record["latency"][k]]
-    row["measured_at"] = max(stamps) if stamps else None
+    samples = [m for k, e in record["latency"].items() if k.startswith(f"{source}/")
+               for m in e.get("samples", [])]
+    row["measured_at"] = max((m["measured_at"] for m in samples), default=None)
+    loads = [m["load1"] for m in samples if m.get("load1") is not None]
+    row["load1_max"] = round(max(loads), 2) if loads else None
     return row
 
 
@@ -561,11 +584,17 @@ def _latency_id(ctx: _Context, source: str, fmt: str, threads: int) -> str:
     return f"{source}/{fmt}/t{threads}/r{ctx.runs}/w{ctx.warmup}"
 
 
-def _file_ok(out: Path, entry: dict | None) -> bool:
+def _file_ok(out: Path, entry: dict | None, tools: dict | None = None) -> bool:
     if not entry:
+        return False
+    if tools is not None and entry.get("made_with") != _converter(tools):
         return False
     p = out / entry["path"]
     return p.is_file() and p.stat().st_size == entry["bytes"]
+
+
+def _converter(tools: dict) -> dict:
+    return {k: tools.get(k) for k in ("tensorflow", "mobilenets")}
 
 
 def _ensure_files(spec, ctx: _Context, record: dict, source: str, step, save) -> None:
@@ -575,13 +604,14 @@ def _ensure_files(spec, ctx: _Context, record: dict, source: str, step, save) ->
     files = record["files"].setdefault("random", {})
     folder = ctx.out / "models" / spec.name
     for fmt in FORMATS:
-        if _file_ok(ctx.out, files.get(fmt)):
+        if _file_ok(ctx.out, files.get(fmt), ctx.tools):
             continue
         step(f"converting to {'float32' if fmt == 'float' else 'int8'} .tflite")
         path = folder / FILE_NAMES[fmt]
         folder.mkdir(parents=True, exist_ok=True)
         _convert_spec(spec, fmt, path)
-        files[fmt] = {"path": path.relative_to(ctx.out).as_posix(), "bytes": path.stat().st_size}
+        files[fmt] = {"path": path.relative_to(ctx.out).as_posix(), "bytes": path.stat().st_size,
+                      "made_with": _converter(ctx.tools)}
         _forget_latency(record, "random", fmt)
         save()
 
@@ -628,19 +658,29 @@ def _ensure_profile(spec, ctx: _Context, record: dict, source: str, step, save) 
 
 def _ensure_latency(ctx: _Context, record: dict, source: str, fmt: str, threads: int,
                     step, save) -> None:
+    """Time a file until it has `ctx.repeats` samples (fresh processes); keep the lowest p50."""
     key = _latency_id(ctx, source, fmt, threads)
-    old = record["latency"].get(key)
-    if old and old.get("cpu") == ctx.cpu:
+    entry = record["latency"].get(key)
+    if not entry or "samples" not in entry or entry.get("cpu") != ctx.cpu \
+            or entry.get("litert") != ctx.tools.get("litert"):
+        entry = {"cpu": ctx.cpu, "litert": ctx.tools.get("litert"), "samples": []}
+    if len(entry["samples"]) >= ctx.want:
         return
     from mobilenets.benchmark import benchmark
 
-    step(f"{'float32' if fmt == 'float' else 'int8'} latency, {threads} thread{'s' * (threads > 1)}")
+    n = len(entry["samples"]) + 1
+    step(f"{'float32' if fmt == 'float' else 'int8'} latency, {threads} thread{'s' * (threads > 1)}"
+         + (f" ({n} of {ctx.repeats})" if ctx.repeats > 1 else ""))
     path = ctx.out / record["files"][source][fmt]["path"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     row = benchmark([str(path)], threads=(threads,), runs=ctx.runs, warmup=ctx.warmup)["rows"][0]
     keep = ("latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "init_ms", "first_ms",
             "throughput", "peak_rss_mb", "gmacs_per_s")
-    record["latency"][key] = dict({k: row.get(k) for k in keep}, cpu=ctx.cpu,
-                                  measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    entry["samples"].append(dict({k: row.get(k) for k in keep}, load1=load,
+                                 measured_at=time.strftime("%Y-%m-%dT%H:%M:%S")))
+    best = min(entry["samples"], key=lambda m: m["latency_ms_p50"])
+    entry.update({k: best[k] for k in keep})  # the least disturbed sample speaks for the file
+    record["latency"][key] = entry
     save()
 
 
@@ -792,6 +832,29 @@ def _image_of(path: str, dataset, arrays: dict):
 
 
 # ------------------------------------------------------------------ small helpers
+
+
+def package_version(*names: str) -> str | None:
+    """The installed version of the first of `names` that is installed.
+
+    Args:
+        names: distribution names, e.g. `"tensorflow-cpu", "tensorflow"`.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def tool_versions() -> dict:
+    """Versions that change conversions (TensorFlow, mobilenets) and timings (LiteRT)."""
+    return {"tensorflow": package_version("tensorflow-cpu", "tensorflow"),
+            "keras": package_version("keras"), "litert": package_version("ai-edge-litert"),
+            "mobilenets": package_version("mobilenets")}
 
 
 def cpu_model() -> str:

@@ -102,6 +102,25 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
+def _label(ax, points: list[tuple[float, float, str]], fontsize: float = 7) -> None:
+    """Name every point, nudging a label up or down when it would cover one already placed."""
+    fig = ax.figure
+    to_pt = 72 / fig.dpi
+    height = fontsize * 1.15
+    placed: list[tuple[float, float, float]] = []  # left, bottom, right in points
+    for x, y, text in sorted(points, key=lambda p: (p[0], p[1])):
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        width = len(text) * fontsize * 0.55
+        for dy in (3, -11, 12, -20, 21, -29, 30):
+            left, bottom = px + 4, py + dy
+            if not any(left < r and left + width > lft and abs(bottom - btm) < height
+                       for lft, btm, r in placed):
+                break
+        placed.append((left, bottom, left + width))
+        ax.annotate(text, (x, y), xytext=(4, dy), textcoords="offset points", fontsize=fontsize,
+                    arrowprops=None if dy == 3 else dict(arrowstyle="-", color="0.7", lw=0.5))
+
+
 def plot_latency_accuracy(rows: list[dict], path, x: str, y: str, ylabel: str, title: str,
                           other_x: str | None = None, chosen: str | None = None,
                           budget_ms: float | None = None, xlabel: str = "latency (ms, p50)") -> Path:
@@ -147,8 +166,6 @@ def plot_latency_accuracy(rows: list[dict], path, x: str, y: str, ylabel: str, t
             zorder=2)
     ax.scatter([r[x] for r in front], [r[y] for r in front], s=46, color="tab:red", zorder=4,
                label="Pareto frontier (nothing faster and better)")
-    for r in pts:
-        ax.annotate(r["spec"], (r[x], r[y]), xytext=(4, 3), textcoords="offset points", fontsize=7)
     if chosen:
         c = next((r for r in pts if r["spec"] == chosen), None)
         if c:
@@ -167,6 +184,8 @@ def plot_latency_accuracy(rows: list[dict], path, x: str, y: str, ylabel: str, t
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _label(ax, [(r[x], r[y], r["spec"]) for r in pts])
     return _save(fig, Path(path))
 
 
@@ -184,8 +203,7 @@ def plot_macs_latency(rows: list[dict], path, threads: int, label_fmt: str = "in
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.6))
     colours = {"float": "tab:orange", "int8": "tab:green"}
-    rates = {}
-    everything = []
+    rates, everything, labels = {}, [], []
     for fmt in ("float", "int8"):
         key = latency_key(fmt, threads)
         pts = [r for r in rows if _num(r.get(key)) and _num(r.get("macs_m")) and r[key] > 0]
@@ -201,10 +219,8 @@ def plot_macs_latency(rows: list[dict], path, threads: int, label_fmt: str = "in
         line = np.array([macs.min() * 0.8, macs.max() * 1.25])
         ax.plot(line, line / rate, ls="--", lw=1, color=colours[fmt], zorder=2)
         if fmt == label_fmt:
-            for r, m, t in zip(pts, macs, ms):
-                ratio = t * rate / m
-                ax.annotate(f"{r['spec']}" + (f" ({ratio:.1f}x)" if ratio > 1.25 or ratio < 0.8 else ""),
-                            (m, t), xytext=(4, 3), textcoords="offset points", fontsize=7)
+            labels = [(m, t, r["spec"] + (f" ({t * rate / m:.1f}x)" if not 0.8 <= t * rate / m <= 1.25
+                                          else "")) for r, m, t in zip(pts, macs, ms)]
     if not rates:
         ax.text(0.5, 0.5, "no latencies measured", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -222,6 +238,8 @@ def plot_macs_latency(rows: list[dict], path, threads: int, label_fmt: str = "in
                  "(Nx) = N times slower (or faster) than its MACs predict", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _label(ax, labels if rates.get(label_fmt) else [])
     return _save(fig, Path(path))
 
 
@@ -260,17 +278,6 @@ def write_plots(result, folder, budget_ms: float | None = None, fmt: str = "int8
 # ------------------------------------------------------------------ environment
 
 
-def _version(*names: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for name in names:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return None
-
-
 def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
     """Where and with what the numbers were measured.
 
@@ -278,7 +285,7 @@ def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
         threads: thread counts used.
         rows: compare rows (their `measured_at` gives the measurement dates).
     """
-    from mobilenets.compare import cpu_model
+    from mobilenets.compare import cpu_model, package_version as _version
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -299,6 +306,13 @@ def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
     }
     if stamps:
         env["latencies measured"] = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+    loads = [r["load1_max"] for r in rows or [] if r.get("load1_max") is not None]
+    if loads:
+        busy = max(loads) > (usable or 1)
+        env["load while measuring"] = (
+            f"1-minute load average up to {max(loads):.1f} on {usable} usable cores"
+            + (": other programs were running, so latencies (2-thread ones most) may be inflated"
+               if busy else ""))
     return env
 
 
@@ -415,9 +429,12 @@ def render_report(result, models: list[dict] = (), settings: dict | None = None,
                     "evaluated on the test split; int8 accuracy is the exported int8 .tflite's.",
         "macs_m": "No accuracy is known for these candidates; MACs stand in for capacity.",
     }[result.metric]
+    repeats = settings.get("repeats") or 1
+    how = (f"the lowest of {repeats} such p50s, from processes spread over the run"
+           if repeats > 1 else "each file and thread count in a fresh process")
     out.append(f"<p>{metric_note} Latency is LiteRT's p50 over {settings.get('runs', '?')} calls "
-               f"after {settings.get('warmup', '?')} warm-up calls, batch 1, each file and thread "
-               "count in a fresh process. Red names are on the Pareto frontier.</p>")
+               f"after {settings.get('warmup', '?')} warm-up calls, batch 1; {how}. "
+               "Red names are on the Pareto frontier.</p>")
     out.append('<h2>Plots</h2><div class="plots">')
     for name, path in result.plots.items():
         out.append(f'<img id="plot-{_e(name)}" alt="{_e(name)}" src="{data_uri(path)}">')
