@@ -212,3 +212,4 @@ def test_h5_model_without_preprocess_layer_is_wrapped(tmp_path):
     expected = model.predict_on_batch(pixels.astype("float32") / 127.5 - 1)
     clf = TFLiteClassifier(r.files["model_float32.tflite"])
     np.testing.assert_allclose(clf.predict(pixels), expected, atol=1e-4)
+

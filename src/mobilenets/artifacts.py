@@ -31,12 +31,19 @@ def atomic_path(path: "str | os.PathLike", suffix: str | None = None):
         prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
     )
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are for sharing
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: "str | os.PathLike", data: bytes) -> Path:
