@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 TABLES = {
-    "compare-v1-v2": ["compare", "v1-1.00-224", "v2-1.00-224", "--threads", "1,2", "--repeats", "3",
+    "compare-v1-v2": ["compare", "v1-1.00-224", "v2-1.00-224", "--threads", "1,2", "--repeats", "5",
                       "--format", "md"],
     "compare-v1-alpha": ["compare", "--grid", "v1:1.0,0.75,0.5,0.25:224", "--threads", "1,2",
-                         "--repeats", "3", "--format", "md"],
+                         "--repeats", "5", "--format", "md"],
     "compare-v1-resolution": ["compare", "--grid", "v1:1.0:224,192,160,128", "--threads", "1,2",
-                              "--repeats", "3", "--format", "md"],
+                              "--repeats", "5", "--format", "md"],
 }
 
 
@@ -47,8 +47,9 @@ def environment(out: Path) -> str:
     rows = json.loads((out / "results.json").read_text())["rows"]
     env = env_of([1, 2], rows)
     when = env.get("latencies measured", "")[:10]
-    return (f"Measured on {env['CPU']} ({env['cores']}), LiteRT {env['LiteRT (ai-edge-litert)']}, "
-            f"TensorFlow {env['TensorFlow']}, {when}: the lowest of 3 p50s (50 calls each, batch 1, "
+    cores = env["cores"].split()[0]
+    return (f"Measured on {env['CPU']} ({cores} cores), LiteRT {env['LiteRT (ai-edge-litert)']}, "
+            f"TensorFlow {env['TensorFlow']}, {when}: the lowest of 5 p50s (50 calls each, batch 1, "
             f"random weights); {env.get('load while measuring', 'load not recorded')}.")
 
 

@@ -156,6 +156,33 @@ def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_
     assert calls == [] and all(r["reused"] for r in rows)
 
 
+def test_ctrl_c_keeps_finished_candidates_and_the_next_run_continues(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_files(spec, ctx, record, source, step, save):
+        record["files"]["random"] = {f: {"path": f"{spec.name}-{f}.tflite", "bytes": 1}
+                                     for f in ("float", "int8")}
+
+    def fake_benchmark(models, threads, runs, warmup):
+        calls.append(models[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return {"rows": [{"latency_ms_p50": 1.0}]}
+
+    monkeypatch.setattr(compare_mod, "_ensure_files", fake_files)
+    monkeypatch.setattr(compare_mod, "_ensure_profile", lambda *a: None)
+    monkeypatch.setattr("mobilenets.benchmark.benchmark", fake_benchmark)
+    specs = ["v1-0.25-128", "v1-0.50-128"]
+    with pytest.raises(KeyboardInterrupt):
+        compare(specs, out_dir=tmp_path, report=False, progress=False)
+    assert "1 of 2 candidate passes are finished" in capsys.readouterr().err
+    first = json.loads((tmp_path / "rows" / "v1-0.25-128.json").read_text())
+    assert first["row"]["int8_ms_t1"] == 1.0
+    calls.clear()
+    rows = compare(specs, out_dir=tmp_path, report=False, progress=False).rows
+    assert len(calls) == 2 and rows[0]["reused"] and not rows[1]["reused"]
+
+
 # ------------------------------------------------------------------ end to end
 
 

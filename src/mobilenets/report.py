@@ -291,7 +291,7 @@ def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
-    stamps = sorted(r["measured_at"] for r in rows or [] if r.get("measured_at"))
+    stamps = sorted(r[k] for r in rows or [] for k in ("measured_from", "measured_at") if r.get(k))
     env = {
         "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical ({usable} usable by this process)",
