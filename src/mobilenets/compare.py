@@ -574,6 +574,8 @@ def _flat_row(spec: ModelSpec, ctx: _Context, record: dict, source: str) -> dict
     row["measured"] = "retrained export" if source != "random" else "random weights, 1000 classes"
     samples = [m for k, e in record["latency"].items() if k.startswith(f"{source}/")
                for m in e.get("samples", [])]
+    counts = [len(e.get("samples", [])) for k, e in record["latency"].items() if k.startswith(f"{source}/")]
+    row["latency_samples"] = min(counts) if counts else 0  # p50s behind each latency (lowest kept)
     row["measured_from"] = min((m["measured_at"] for m in samples), default=None)
     row["measured_at"] = max((m["measured_at"] for m in samples), default=None)
     loads = [m["load1"] for m in samples if m.get("load1") is not None]

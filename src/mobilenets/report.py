@@ -429,9 +429,11 @@ def render_report(result, models: list[dict] = (), settings: dict | None = None,
                     "evaluated on the test split; int8 accuracy is the exported int8 .tflite's.",
         "macs_m": "No accuracy is known for these candidates; MACs stand in for capacity.",
     }[result.metric]
-    repeats = settings.get("repeats") or 1
-    how = (f"the lowest of {repeats} such p50s, from processes spread over the run"
-           if repeats > 1 else "each file and thread count in a fresh process")
+    counts = [r["latency_samples"] for r in result.rows if r.get("latency_samples")]
+    low, high = min(counts, default=1), max(counts, default=1)
+    many = f"{low}" if low == high else f"{low} to {high}"
+    how = (f"the lowest of {many} such p50s per file, from fresh processes spread over the run"
+           if high > 1 else "each file and thread count in a fresh process")
     out.append(f"<p>{metric_note} Latency is LiteRT's p50 over {settings.get('runs', '?')} calls "
                f"after {settings.get('warmup', '?')} warm-up calls, batch 1; {how}. "
                "Red names are on the Pareto frontier.</p>")
