@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
 
 COLUMNS = ("model", "format", "threads", "batch", "init_ms", "first_ms", "latency_ms_p50",
@@ -135,8 +136,8 @@ def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
         model = int8_friendly(model)
     saved = save_traced(model, workdir / f"{spec.name}-{tag}.saved")
     io = "uint8" if quantize == "int8" else "float32"
-    out.write_bytes(convert(saved, quantize, io, calibration))
-    return out
+    # Atomic: a conversion killed half-way must not leave a file reused next time.
+    return artifacts.write_bytes(out, convert(saved, quantize, io, calibration))
 
 
 def settle_batchnorm(model, images: np.ndarray) -> None:
