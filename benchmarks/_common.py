@@ -1,0 +1,96 @@
+"""Helpers shared by the benchmark scripts in this folder (not a public API).
+
+    from _common import offline_keras_home, print_rows, write_json
+
+Each script runs on its own (`python benchmarks/<name>.py`); Python puts this
+folder on `sys.path`, so `import _common` works without installing anything.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+WEIGHTS = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+# The CLI as a user runs it: the console script installed in the venv.
+MOBILENETS = Path(sys.executable).with_name("mobilenets")
+
+
+def offline_keras_home(parent: "str | os.PathLike | None" = None) -> Path:
+    """A `KERAS_HOME` whose `models/` links the shared ImageNet weights, set in `os.environ`.
+
+    Keras reads `KERAS_HOME` when it is imported, so call this first; child
+    processes inherit it. Nothing is downloaded and nothing is copied.
+    """
+    home = Path(tempfile.mkdtemp(prefix="keras-home-", dir=parent))
+    (home / "models").mkdir()
+    if WEIGHTS.is_file():
+        (home / "models" / WEIGHTS.name).symlink_to(WEIGHTS)
+    os.environ["KERAS_HOME"] = str(home)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    return home
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b, digits: int = 2):
+    """a / b rounded, or None when either is missing."""
+    if a is None or not b:
+        return None
+    return round(a / b, digits)
+
+
+def environment() -> dict:
+    """What the figures were measured on (saved with every JSON result)."""
+    import numpy as np
+
+    env = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
+           "python": platform.python_version(), "cpus": os.cpu_count(),
+           "affinity": len(os.sched_getaffinity(0)), "numpy": np.__version__,
+           "loadavg_1m": round(os.getloadavg()[0], 2)}
+    for name, dists in (("tensorflow", ("tensorflow-cpu", "tensorflow")), ("keras", ("keras",))):
+        for dist in dists:
+            try:
+                env[name] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return env
+
+
+def print_rows(rows: list[dict], title: str, columns=None) -> None:
+    """A titled table through the project's own writer (plain text off a terminal)."""
+    from mobilenets.results import write_rows
+
+    print(f"\n{title}")
+    write_rows(rows, "table", columns=columns)
+    sys.stdout.flush()
+
+
+def write_json(path: "str | os.PathLike", result: dict) -> None:
+    from mobilenets.artifacts import write_json as atomic_write_json
+
+    atomic_write_json(Path(path), result)
+    print(f"\nwrote {path}")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout holds only the tables."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_json(path: "str | os.PathLike") -> dict:
+    return json.loads(Path(path).read_text())

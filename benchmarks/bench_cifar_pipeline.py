@@ -1,0 +1,234 @@
+"""Training images per second: the seed's ImageDataGenerator pipeline against ours.
+
+    .venv/bin/python benchmarks/bench_cifar_pipeline.py --batch-sizes 32,128 --rounds 3 --json pipeline.json
+
+The seed article trains MobileNet (alpha 0.5, 32x32 CIFAR-10) with Keras
+`fit` fed by `ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1,
+horizontal_flip=True).flow(x, y, batch_size=32)`: per-image augmentation in
+Python (scipy affine transforms, one image at a time). Ours is
+`mobilenets.data.make_dataset(..., augment=Augment(flip_left_right=True,
+shift=10))`: the same augmentation as batched TF ops inside tf.data.
+
+Both feed the same model (`v1-0.50-32`, the `seed-cifar10` preset's model,
+built by `mobilenets.train.build_for_config`), the same loss and optimizer
+(categorical cross-entropy, Nadam 1e-3), at the same batch size, from the
+same uint8 training array (the shared JPEG CIFAR-10, 45,000 train images),
+in this one process. For each batch size it measures:
+
+* end to end: `model.fit` img/s over a window of steps after warm-up steps
+  (a callback timestamps every batch), for each pipeline;
+* pipeline only: just pulling augmented batches, no model;
+* model only: `fit` on one constant batch repeated (no augmentation, no
+  input work): the ceiling any input pipeline can reach with this model.
+
+Rounds alternate the configurations so a noisy neighbour hits all of them;
+figures are medians over rounds and the ratio is the median of per-round
+ratios. Target: ours >= 3x the seed pipeline end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from _common import SHARED, environment, log, median, print_rows, write_json
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+TARGET_RATIO = 3.0
+ARCH = "v1-0.50-32"
+
+
+def load_train(path: Path, cache_dir: Path | None):
+    from mobilenets.data import open_dataset
+
+    data = open_dataset(path)
+    images, labels, _ = data.arrays("train", (32, 32), cache_dir=cache_dir)
+    return images, labels, len(data.classes)
+
+
+def seed_batches(images_f32, onehot, batch_size: int, seed: int = 0):
+    """The seed article's generator, from Keras 3's legacy module (needs scipy).
+
+    The seed feeds float32 pixels (it divides by 255 first; our model scales
+    0..255 itself, so the values stay 0..255 here: the same work per image).
+    """
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+    gen = ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)
+    return gen.flow(images_f32, onehot, batch_size=batch_size, seed=seed)
+
+
+def our_batches(images, labels, classes: int, batch_size: int, seed: int = 0):
+    import tensorflow as tf
+
+    from mobilenets.augment import Augment
+    from mobilenets.data import make_dataset
+
+    ds = make_dataset(images, labels, batch_size=batch_size, shuffle=True,
+                      augment=Augment(flip_left_right=True, shift=10), seed=seed)
+    # What `mobilenets train` does for a categorical loss.
+    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)),
+                  num_parallel_calls=tf.data.AUTOTUNE).repeat()
+
+
+def constant_batches(images, onehot, batch_size: int):
+    import tensorflow as tf
+
+    x = tf.constant(images[:batch_size].astype("float32"))
+    y = tf.constant(onehot[:batch_size])
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+def new_model(classes: int):
+    """The seed-cifar10 preset's model, compiled as the seed compiles it."""
+    import keras
+
+    from mobilenets.train import TrainConfig, apply_preset, build_for_config
+
+    keras.utils.set_random_seed(0)
+    config = apply_preset(TrainConfig(data="cifar10", arch=ARCH, mode="scratch"), "seed-cifar10")
+    model = build_for_config(config, classes)
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Nadam(1e-3),
+                  metrics=["accuracy"])
+    return model
+
+
+class _Clock:
+    """A Keras callback that timestamps the end of every training batch."""
+
+    def __new__(cls):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.times.append(time.perf_counter())
+
+        return Clock()
+
+
+def fit_rate(model, data, batch_size: int, warmup: int, steps: int) -> float:
+    """Images per second of `model.fit` over `steps` batches after `warmup` batches."""
+    clock = _Clock()
+    model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
+    t = clock.times
+    return steps * batch_size / (t[warmup + steps - 1] - t[warmup - 1])
+
+
+def pull_rate(next_batch, batch_size: int, warmup: int, steps: int) -> float:
+    """Images per second of just producing batches."""
+    for _ in range(warmup):
+        next_batch()
+    start = time.perf_counter()
+    for _ in range(steps):
+        next_batch()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--batch-sizes", default="32,128",
+                   help="comma-separated; 32 is the seed's, 128 the 'scratch' preset's")
+    p.add_argument("--window-images", type=int, default=9600,
+                   help="images per timed window (300 steps at batch 32)")
+    p.add_argument("--warmup-steps", type=int, default=20, help="untimed steps before each window")
+    p.add_argument("--rounds", type=int, default=3, help="timed windows per configuration")
+    p.add_argument("--cache-dir", type=Path,
+                   help="keep the decoded training array here (default: the tool's cache)")
+    p.add_argument("--json", metavar="OUT", help="also write all rows as JSON")
+    args = p.parse_args(argv)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+
+    import numpy as np
+    import tensorflow as tf  # noqa: F401 - import before timing anything
+
+    from mobilenets.data import cache_home
+
+    cache = args.cache_dir or cache_home() / "images"
+    log(f"loading {args.data} (decoded arrays cached in {cache})")
+    images, labels, classes = load_train(args.data, cache)
+    onehot = np.eye(classes, dtype="float32")[labels]
+    images_f32 = images.astype("float32")
+    log(f"{len(images)} training images {images.shape[1:]}")
+
+    # Configurations: (batch, name) -> callable giving one measurement (img/s).
+    jobs = {}
+    for b in batch_sizes:
+        steps = max(20, round(args.window_images / b))
+        warm = args.warmup_steps
+        seed_iter = seed_batches(images_f32, onehot, b)
+        ours_iter = iter(our_batches(images, labels, classes, b))
+        m_seed, m_ours, m_const = new_model(classes), new_model(classes), new_model(classes)
+        seed_fit = seed_batches(images_f32, onehot, b, seed=1)
+        ours_fit = our_batches(images, labels, classes, b, seed=1)
+        const = constant_batches(images, onehot, b)
+        jobs[b, "seed pipeline only"] = lambda it=seed_iter, b=b, s=steps, w=warm: pull_rate(
+            lambda: next(it), b, w, s)
+        jobs[b, "ours pipeline only"] = lambda it=ours_iter, b=b, s=steps, w=warm: pull_rate(
+            lambda: next(it), b, w, s)
+        jobs[b, "seed end to end"] = lambda m=m_seed, d=seed_fit, b=b, s=steps, w=warm: fit_rate(
+            m, d, b, w, s)
+        jobs[b, "ours end to end"] = lambda m=m_ours, d=ours_fit, b=b, s=steps, w=warm: fit_rate(
+            m, d, b, w, s)
+        jobs[b, "model only"] = lambda m=m_const, d=const, b=b, s=steps, w=warm: fit_rate(m, d, b, w, s)
+        # Trace every train function once, outside the timed rounds.
+        for m, d in ((m_seed, seed_fit), (m_ours, ours_fit), (m_const, const)):
+            m.fit(d, steps_per_epoch=3, epochs=1, verbose=0)
+
+    measured: dict = {key: [] for key in jobs}
+    for r in range(args.rounds):
+        for key, job in jobs.items():
+            measured[key].append(job())
+            log(f"round {r + 1}: batch {key[0]} {key[1]}: {measured[key][-1]:.0f} img/s")
+
+    def per_round_ratio(b, a_name, b_name):
+        return median([x / y for x, y in zip(measured[b, a_name], measured[b, b_name])])
+
+    rows = []
+    for b in batch_sizes:
+        for what in ("pipeline only", "end to end"):
+            seed_v, ours_v = median(measured[b, f"seed {what}"]), median(measured[b, f"ours {what}"])
+            rows.append({"batch": b, "measure": what, "seed_img_s": round(seed_v),
+                         "ours_img_s": round(ours_v),
+                         "ratio": round(per_round_ratio(b, f"ours {what}", f"seed {what}"), 2),
+                         "target": f">= {TARGET_RATIO:g}x" if what == "end to end" else "-",
+                         "model_only_img_s": round(median(measured[b, "model only"]))})
+    b32 = [r for r in rows if r["batch"] == batch_sizes[0] and r["measure"] == "end to end"][0]
+    seed32 = median(measured[batch_sizes[0], "seed end to end"])
+    extra = [{"batch": b, "measure": "ours end to end vs seed at batch 32",
+              "seed_img_s": round(seed32), "ours_img_s": round(median(measured[b, "ours end to end"])),
+              "ratio": round(median(measured[b, "ours end to end"]) / seed32, 2), "target": "-",
+              "model_only_img_s": round(median(measured[b, "model only"]))}
+             for b in batch_sizes[1:]]
+
+    print_rows(rows + extra, f"Training img/s, {ARCH} (seed-cifar10 model), Nadam, medians of "
+                             f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
+    ceiling = b32["model_only_img_s"] / b32["seed_img_s"]
+    print(f"\ntarget: ours >= {TARGET_RATIO:g}x the seed pipeline end to end at batch "
+          f"{batch_sizes[0]}: {'met' if b32['ratio'] >= TARGET_RATIO else 'NOT met'} ({b32['ratio']}x).")
+    print(f"The model alone (a constant batch, no input work) trains at {b32['model_only_img_s']} img/s "
+          f"= {ceiling:.2f}x the seed's end-to-end figure: the most any input pipeline can gain at "
+          f"batch {batch_sizes[0]} with this model" + (" (the seed run is model-bound too)."
+                                                        if ceiling < TARGET_RATIO else "."))
+    print("ratio = median of per-round ratios (rounds alternate the configurations); "
+          "img/s = medians over rounds.")
+    if args.json:
+        raw = [{"batch": b, "config": name, "img_s": [round(v, 1) for v in vals]}
+               for (b, name), vals in measured.items()]
+        write_json(args.json, {"benchmark": "cifar_pipeline", "arch": ARCH, "data": str(args.data),
+                               "environment": environment(), "rows": rows + extra, "raw": raw,
+                               "window_images": args.window_images, "warmup_steps": args.warmup_steps})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""CIFAR-10 test accuracy after M minutes: the seed's recipe against ours, same hardware.
+
+    .venv/bin/python benchmarks/bench_cifar_recipes.py --minutes 30 --json recipes.json
+
+Trains `v1-0.50-32` from scratch on the shared JPEG CIFAR-10 twice, with the
+`mobilenets train` console script as a user runs it:
+
+* seed: `--preset seed-cifar10` (the seed article's recipe: Nadam 1e-3,
+  batch 32, shift 0.1 + flip, constant learning rate) with `--epochs 200`
+  (the seed's own number) and `--time-budget M`: it trains until the epoch
+  that passes M minutes ends;
+* ours: `--preset scratch` (SGD + Nesterov, warm-up + cosine, label
+  smoothing, weight decay, pad-crop + flip, stride-1 stem, batch 128) with
+  `--time-budget M` and `--epochs E`, E chosen so the cosine schedule ends
+  within the budget: E = floor((M*60 - overhead) / epoch_seconds).
+
+Same hardware, same run: the two trainings run at the same time, each
+pinned to its own core (`taskset -c 0` and `taskset -c 1`), so each gets one
+core of the same machine under the same conditions (other processes on the
+machine are not pinned away, so a busy neighbour slows both). Before them a
+probe runs one epoch of each recipe, pinned and concurrent in the same way;
+the epoch time Keras prints and the run's in-process time give ours'
+epoch_seconds and overhead (data loading, model build, final evaluation).
+Pass `--epoch-seconds S --overhead-seconds O` to skip the probe.
+
+Test accuracy is on the 10,000 official test images (`metrics.json`).
+Target: ours >= 85% after 30 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import MOBILENETS, SHARED, environment, load_json, log, print_rows, write_json
+
+TARGET_ACCURACY = 0.85
+TARGET_MINUTES = 30
+SEED_EPOCHS = 200  # the seed article's epochs; the time budget ends the run first
+RECIPES = {"seed": "seed-cifar10", "ours": "scratch"}
+
+
+def train_cmd(args, preset: str, core: int, runs_dir: Path, name: str, extra: list[str]) -> list[str]:
+    cmd = [str(MOBILENETS), "train", str(args.data), "--arch", args.arch, "--preset", preset,
+           "--runs-dir", str(runs_dir), "--name", name, *extra]
+    if args.cache_dir:
+        cmd += ["--cache-dir", str(args.cache_dir)]
+    return (["taskset", "-c", str(core)] if args.pin else []) + cmd
+
+
+def run_pair(cmds: dict[str, list[str]], runs_dir: Path) -> dict[str, dict]:
+    """Start every command at once, wait for all; wall time and metrics of each."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for name, cmd in cmds.items():
+        log("$ " + shlex.join(cmd))
+        out = open(runs_dir / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out,
+                       time.perf_counter())
+    results = {}
+    for name, (proc, out, start) in procs.items():
+        code = proc.wait()
+        out.close()
+        wall = time.perf_counter() - start
+        log_path = runs_dir / f"{name}.log"
+        if code != 0:
+            for other, (p, _, _) in procs.items():
+                if p.poll() is None:
+                    p.terminate()
+            sys.exit(f"{name} failed (exit {code}); see {log_path}:\n"
+                     + "".join(log_path.read_text().splitlines(True)[-15:]))
+        run = runs_dir / name
+        metrics = load_json(run / "metrics.json")
+        history = (run / "history.csv").read_text().splitlines()[1:]
+        results[name] = {"wall_s": round(wall, 1), "metrics": metrics, "epochs": len(history),
+                         "epoch_seconds": _epoch_seconds(log_path.read_text()),
+                         "command": shlex.join(cmds[name]), "run": str(run)}
+    return results
+
+
+def _epoch_seconds(log_text: str) -> list[float]:
+    """Each epoch's time as Keras prints it (`1404/1404 - 97s - 69ms/step - ...`)."""
+    return [float(s) for s in re.findall(r"^\s*\d+/\d+ - (\d+(?:\.\d+)?)s - ", log_text, re.M)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=TARGET_MINUTES, help="training budget per recipe")
+    p.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--arch", default="v1-0.50-32")
+    p.add_argument("--cores", default="0,1", help="the seed's core, ours' core (taskset -c)")
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin (for machines without taskset)")
+    p.add_argument("--epoch-seconds", type=float, help="ours' seconds per epoch: skip the probe")
+    p.add_argument("--overhead-seconds", type=float, default=0.0,
+                   help="with --epoch-seconds: ours' in-process time outside epochs")
+    p.add_argument("--cache-dir", type=Path, help="the tool's --cache-dir (default: its own default)")
+    p.add_argument("--runs-dir", type=Path, help="where the runs go (default: a new temp dir)")
+    p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    cores = [int(c) for c in args.cores.split(",")]
+    if len(cores) != 2:
+        p.error(f"--cores takes two core numbers. Received {args.cores!r}")
+    if args.pin and not shutil.which("taskset"):
+        p.error("taskset not found (util-linux); install it or pass --no-pin")
+    if not args.data.exists():
+        p.error(f"no dataset at {args.data}")
+    runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="bench_cifar_recipes-"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    log(f"runs in {runs_dir}; budget {args.minutes:g} min per recipe")
+
+    probe = None
+    if args.epoch_seconds:
+        epoch_s, overhead_s = args.epoch_seconds, args.overhead_seconds
+    else:
+        log("probe: one epoch of each recipe, pinned, concurrently")
+        probe = run_pair({r: train_cmd(args, preset, core, runs_dir / "probe", r, ["--epochs", "1"])
+                          for (r, preset), core in zip(RECIPES.items(), cores)}, runs_dir / "probe")
+        ours = probe["ours"]
+        epoch_s = ours["epoch_seconds"][0] if ours["epoch_seconds"] else ours["metrics"]["train_seconds"]
+        overhead_s = max(0.0, ours["metrics"]["train_seconds"] - epoch_s)
+        log(f"probe: ours {epoch_s:.0f} s/epoch + {overhead_s:.0f} s overhead; "
+            f"seed {probe['seed']['epoch_seconds']} s/epoch")
+    budget_s = args.minutes * 60
+    ours_epochs = max(1, math.floor((budget_s - overhead_s) / epoch_s))
+    log(f"ours: {ours_epochs} epochs ({ours_epochs * epoch_s + overhead_s:.0f} s planned of {budget_s:.0f} s)")
+
+    budget = ["--time-budget", f"{args.minutes:g}"]
+    results = run_pair({
+        "seed": train_cmd(args, RECIPES["seed"], cores[0], runs_dir, "seed",
+                          ["--epochs", str(SEED_EPOCHS), *budget]),
+        "ours": train_cmd(args, RECIPES["ours"], cores[1], runs_dir, "ours",
+                          ["--epochs", str(ours_epochs), *budget]),
+    }, runs_dir)
+
+    smoke = args.minutes < TARGET_MINUTES
+    rows = []
+    for (recipe, preset), core in zip(RECIPES.items(), cores):
+        r, m = results[recipe], results[recipe]["metrics"]
+        config = load_json(Path(r["run"]) / "config.json")
+        rows.append({"recipe": recipe, "preset": preset, "core": core if args.pin else "-",
+                     "batch": config["batch_size"], "epochs": r["epochs"],
+                     "epoch_s_median": sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
+                     if r["epoch_seconds"] else None,
+                     "train_s": m["train_seconds"], "wall_s": r["wall_s"],
+                     "stopped_by_budget": m["stopped_by_time_budget"],
+                     "val_accuracy": m.get("val", {}).get("accuracy"),
+                     "test_accuracy": m.get("test", {}).get("accuracy")})
+    ours_acc = rows[1]["test_accuracy"]
+    label = f"SMOKE TEST ({args.minutes:g} min, not the {TARGET_MINUTES}-min target run)" if smoke else \
+        f"{args.minutes:g} minutes each"
+    print_rows(rows, f"CIFAR-10 {args.arch} from scratch, {label}: concurrent, one pinned core each")
+    verdict = "met" if ours_acc is not None and ours_acc >= TARGET_ACCURACY else "NOT met"
+    print(f"\nours - seed: {ours_acc - rows[0]['test_accuracy']:+.4f} test accuracy; target "
+          f">= {TARGET_ACCURACY:.0%} after {TARGET_MINUTES} min: "
+          + (f"{verdict}" if not smoke else f"not judged (smoke test; ours reached {ours_acc:.2%})"))
+    print(f"runs: {runs_dir}")
+    if args.json:
+        write_json(args.json, {"benchmark": "cifar_recipes", "minutes": args.minutes, "arch": args.arch,
+                               "smoke_test": smoke, "environment": environment(), "rows": rows,
+                               "ours_epoch_seconds_planned": epoch_s, "ours_overhead_seconds": overhead_s,
+                               "probe": probe, "runs": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
