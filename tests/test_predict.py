@@ -155,3 +155,18 @@ def test_truncated_real_tflite(tflite, tmp_path, folder, capsys):
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_faces_flag_classifies_faces_and_falls_back_to_whole_images(tflite, tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (220, 260, 3), np.uint8)).save(tmp_path / "noise.jpg")
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / "small.jpg")
+    capsys.readouterr()
+    assert main(["predict", str(tflite), str(tmp_path / "noise.jpg"), str(tmp_path / "small.jpg"),
+                 "--faces", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["face"] for r in rows] == [False, True]  # no face: whole image; 40 px: a crop already
+    assert "1 images without a face classified whole, 1 already face crops" in captured.err

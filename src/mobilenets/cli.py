@@ -319,6 +319,8 @@ def _add_predict(sub):
     p.add_argument("--input-range", metavar="LOW,HIGH",
                    help="float input range of a model without our metadata: --input-range=-1,1 "
                         "(default), 0,1 or 0,255")
+    p.add_argument("--faces", action="store_true",
+                   help="classify each image's largest face (OpenCV Haar cascade; whole image if none)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -330,9 +332,18 @@ def cmd_predict(args):
     clf = load_classifier(args.model, labels=args.labels, input_range=args.input_range,
                           threads=args.threads)
     paths = list_images(args.images)
+    faces = None
+    if args.faces:
+        from mobilenets.faces import FaceCropper
+
+        faces = FaceCropper()
     start = time.perf_counter()
-    counts = write_predictions(predict_files(clf, paths, k=args.top_k, batch_size=args.batch_size),
-                               json_lines=args.json)
+    counts = write_predictions(predict_files(clf, paths, k=args.top_k, batch_size=args.batch_size,
+                                             faces=faces), json_lines=args.json)
+    if faces is not None:
+        r = faces.report()
+        print(f"faces: {r['found']} found, {r['fallback']} images without a face classified whole, "
+              f"{r['already_cropped']} already face crops", file=sys.stderr)
     seconds = time.perf_counter() - start
     if not counts["predicted"]:
         raise MobilenetsError(f"none of the {counts['images']} files could be read as images")

@@ -435,15 +435,22 @@ def top_k(probs: np.ndarray, labels: list[str], k: int = DEFAULT_TOP_K) -> list[
     return [{"label": labels[i], "index": int(i), "score": round(float(probs[i]), 5)} for i in best]
 
 
-def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
+def _decode(path: Path, size: tuple[int, int], cropper=None) -> tuple[np.ndarray, bool | None]:
+    """The image at the model's size, cropped to its largest face with a cropper."""
     from mobilenets.data import load_image
 
-    return load_image(path, size)
+    if cropper is None:
+        return load_image(path, size), None
+    from PIL import Image
+
+    face, found = cropper.crop(load_image(path))
+    resized = Image.fromarray(face).resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(resized), found
 
 
 def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TOP_K,
                   batch_size: int = 16, workers: int | None = None,
-                  progress: bool | None = None) -> Iterator[dict]:
+                  progress: bool | None = None, faces=None) -> Iterator[dict]:
     """Classify files, streaming: decode in threads while the model runs.
 
     Args:
@@ -453,6 +460,9 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
         batch_size: images per model call.
         workers: decoding threads (default: CPU count, at least 2).
         progress: draw a progress bar on stderr (default: when it is a terminal).
+        faces: a `mobilenets.faces.FaceCropper`: classify each image's
+            largest face (the whole image when none is found; rows then
+            carry `"face": false`).
 
     Yields:
         In input order, `{"path", "label", "score", "top_k": [{"label", "index",
@@ -476,13 +486,16 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
             p = next(todo, None)
             if p is None:
                 return
-            pending.append((p, pool.submit(_decode, p, size)))
+            pending.append((p, pool.submit(_decode, p, size, faces)))
 
     def run(batch):
-        probs = classifier.predict(np.stack([im for _, im in batch]))
-        for (p, _), row in zip(batch, probs):
+        probs = classifier.predict(np.stack([im for _, (im, _) in batch]))
+        for (p, (_, found)), row in zip(batch, probs):
             best = top_k(row, classifier.labels, k)
-            yield {"path": str(p), "label": best[0]["label"], "score": best[0]["score"], "top_k": best}
+            result = {"path": str(p), "label": best[0]["label"], "score": best[0]["score"], "top_k": best}
+            if found is not None:
+                result["face"] = found
+            yield result
 
     with ThreadPoolExecutor(max_workers=workers) as pool, _progress(len(paths), progress) as advance:
         fill()
