@@ -418,3 +418,13 @@ def test_preset_seed_choices():
                                                   "surprise")
     with pytest.raises(MobilenetsError, match="'age'"):
         get_preset("age")
+
+
+def test_open_dataset_reads_the_imdb_wiki_layout(tmp_path, monkeypatch):
+    from mobilenets.data import open_dataset
+
+    monkeypatch.setenv("MOBILENETS_CACHE", str(tmp_path / "cache"))
+    write_imdb_wiki(tmp_path / "wiki")
+    data = open_dataset(tmp_path / "wiki", validation_percent=0, test_percent=0)
+    assert data.classes == ["female", "male"]
+    assert sum(data.split_sizes().values()) == 4

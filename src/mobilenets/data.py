@@ -963,6 +963,12 @@ def open_dataset(
         return load_builtin(name, rest or None, validation_percent, test_percent)
     path = Path(text).expanduser()
     folder_args = dict(workers=workers, progress=progress)
+    if path.suffix.lower() == ".mat" or (
+            path.is_dir() and any((path / n).is_file() for n in ("wiki.mat", "imdb.mat"))):
+        # IMDB-WIKI as published: filtered and written as female/ male/ once.
+        from mobilenets.faces import gender_dataset
+
+        path = gender_dataset(path, cache_dir=cache_dir)
     if path.is_dir():
         return ImageFolder(path, validation_percent, test_percent, **folder_args)
     if not path.exists():
