@@ -35,3 +35,17 @@ def test_readme_v1_table_is_what_the_tool_prints(capsys):
     assert block, "README lost its generated V1 table"
     assert main(["zoo", "--version", "v1", "--format", "md"]) == 0
     assert capsys.readouterr().out == block.group(1)
+
+
+def test_architecture_map_is_true_to_the_imports():
+    """Each module imports only what the README's map says it may."""
+    src = Path(__file__).resolve().parents[1] / "src" / "mobilenets"
+    table = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", README, re.M)
+    allowed = {m: set(re.findall(r"[a-z_]+", cell)) for m, cell in table}
+    modules = {p.stem for p in src.glob("*.py") if not p.stem.startswith("_")}
+    assert modules <= set(allowed), f"missing from the map: {modules - set(allowed)}"
+    for m in modules - {"cli"}:
+        text = (src / f"{m}.py").read_text()
+        imported = set(re.findall(r"from mobilenets\.(\w+) import", text))
+        imported |= set(re.findall(r"from mobilenets import (\w+)", text))
+        assert imported - {m} <= allowed[m], f"{m} imports {imported - allowed[m] - {m}}"
