@@ -60,7 +60,7 @@ def environment() -> dict:
     env = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
            "python": platform.python_version(), "cpus": os.cpu_count(),
            "affinity": len(os.sched_getaffinity(0)), "numpy": np.__version__,
-           "loadavg_1m": round(os.getloadavg()[0], 2)}
+           "loadavg_1m": round(os.getloadavg()[0], 2), "commit": _git_commit()}
     for name, dists in (("tensorflow", ("tensorflow-cpu", "tensorflow")), ("keras", ("keras",))):
         for dist in dists:
             try:
@@ -69,6 +69,25 @@ def environment() -> dict:
             except importlib.metadata.PackageNotFoundError:
                 continue
     return env
+
+
+def with_end_load(env: dict) -> dict:
+    """`env` (taken at the start) plus the load average now, at the end."""
+    return dict(env, loadavg_1m_end=round(os.getloadavg()[0], 2))
+
+
+def _git_commit() -> str | None:
+    """The repository's HEAD (with "+dirty" when library files differ from it)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def print_rows(rows: list[dict], title: str, columns=None) -> None:

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import SHARED, environment, log, median, print_rows, write_json
+from _common import SHARED, environment, with_end_load, log, median, print_rows, write_json
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -148,6 +148,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
 
+    env_start = environment()  # load average before this run's own work
     import numpy as np
     import tensorflow as tf  # noqa: F401 - import before timing anything
 
@@ -225,7 +226,7 @@ def main(argv=None) -> int:
         raw = [{"batch": b, "config": name, "img_s": [round(v, 1) for v in vals]}
                for (b, name), vals in measured.items()]
         write_json(args.json, {"benchmark": "cifar_pipeline", "arch": ARCH, "data": str(args.data),
-                               "environment": environment(), "rows": rows + extra, "raw": raw,
+                               "environment": with_end_load(env_start), "rows": rows + extra, "raw": raw,
                                "window_images": args.window_images, "warmup_steps": args.warmup_steps})
     return 0
 

@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MOBILENETS, SHARED, environment, load_json, log, print_rows, write_json
+from _common import MOBILENETS, SHARED, environment, with_end_load, load_json, log, print_rows, write_json
 
 TARGET_ACCURACY = 0.85
 TARGET_MINUTES = 30
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
         p.error("taskset not found (util-linux); install it or pass --no-pin")
     if not args.data.exists():
         p.error(f"no dataset at {args.data}")
+    env_start = environment()  # load average before this run's own work
     runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="bench_cifar_recipes-"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log(f"runs in {runs_dir}; budget {args.minutes:g} min per recipe")
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     print(f"runs: {runs_dir}")
     if args.json:
         write_json(args.json, {"benchmark": "cifar_recipes", "minutes": args.minutes, "arch": args.arch,
-                               "smoke_test": smoke, "environment": environment(), "rows": rows,
+                               "smoke_test": smoke, "environment": with_end_load(env_start), "rows": rows,
                                "ours_epoch_seconds_planned": epoch_s, "ours_overhead_seconds": overhead_s,
                                "probe": probe, "runs": results})
     return 0

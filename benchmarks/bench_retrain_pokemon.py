@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (MOBILENETS, SHARED, environment, load_json, log, median,
+from _common import (MOBILENETS, SHARED, environment, with_end_load, load_json, log, median,
                      offline_keras_home, print_rows, ratio, write_json)
 
 TARGETS_S = {"cold": 60.0, "warm": 15.0}
@@ -105,6 +105,7 @@ def main(argv=None) -> int:
     if not args.data.is_dir():
         p.error(f"no dataset folder at {args.data}")
 
+    env_start = environment()  # load average before this run's own work
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_retrain_pokemon-"))
     work.mkdir(parents=True, exist_ok=True)
     offline_keras_home(work)
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
         print_rows(accuracy, "Accuracy per setting (from metrics.json; test = 65 images, 1 image = 1.5 points)")
     if args.json:
         write_json(args.json, {"benchmark": "retrain_pokemon", "arch": args.arch, "data": str(args.data),
-                               "environment": environment(), "summary": summary,
+                               "environment": with_end_load(env_start), "summary": summary,
                                "accuracy": accuracy, "runs": runs})
     return 0
 
