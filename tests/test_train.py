@@ -211,3 +211,21 @@ def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path):
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert set(reasons) == {"red/cut.jpg", "blue/notes.jpg"}
     assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2
+
+
+def test_no_ragged_last_batch_and_short_schedules_still_decay(folder, tmp_path):
+    from mobilenets.data import open_dataset
+    from mobilenets.train import _schedule
+
+    cfg = tiny(folder, mode="scratch", epochs=1, batch_size=8)
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="rag")
+    rows = (run / "history.csv").read_text().splitlines()
+    assert "seconds" in rows[0].split(",")
+    # 3 classes x 12 images, 60% train = 21 or so: batches of 8 drop the remainder.
+    n = open_dataset(str(folder), 20, 20).split_sizes()["train"]
+    ds = open_dataset(str(folder), 20, 20).dataset("train", (32, 32), batch_size=8, drop_remainder=True)
+    assert sum(int(x.shape[0]) for x, _ in ds) == n - n % 8
+
+    sched = _schedule(apply_preset(TrainConfig(data="x", epochs=2), "scratch"), 10, 2, 0.1)
+    assert sched.warmup_steps == 2  # a tenth of 20 steps, not 2 whole epochs
+    assert float(sched(20)) < 1e-6  # decayed to zero at the end

@@ -156,7 +156,8 @@ _AUG_FLAGS = {"flip_left_right": "flip_left_right", "random_crop": "random_crop"
 _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "schedule",
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
-                 "weights", "fine_tune", "fine_tune_epochs", "stem_stride", "faces")
+                 "weights", "fine_tune", "fine_tune_epochs", "fine_tune_learning_rate",
+                 "stem_stride", "faces")
 
 
 def _train_config(args, mode: str):
@@ -208,6 +209,7 @@ def _add_retrain(sub):
     p.add_argument("--fine-tune", type=int, metavar="N",
                    help="then unfreeze the top N backbone layers (BatchNorm stays frozen)")
     p.add_argument("--fine-tune-epochs", type=int)
+    p.add_argument("--fine-tune-learning-rate", type=float, help="default: --learning-rate / 10")
     p.set_defaults(func=lambda args: _run_training(args, "retrain"))
 
 
