@@ -9,23 +9,14 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
+import _tiny
+from _tiny import COLOURS
 from mobilenets.cli import main
 from mobilenets.train import PRESETS, TrainConfig, apply_preset, build_for_config, run_training
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
-
-
-def make_folder(root, per_class=12, size=40, seed=0):
-    """Class folders of noisy solid-colour JPEGs: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    for name, rgb in COLOURS.items():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            px = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype("uint8")
-            Image.fromarray(px).save(root / name / f"{name}_{i:03d}.jpg", quality=90)
-    return root
+def make_folder(root, per_class=12, **kw):
+    return _tiny.make_folder(root, per_class=per_class, **kw)
 
 
 @pytest.fixture
