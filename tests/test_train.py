@@ -220,3 +220,64 @@ def test_no_ragged_last_batch_and_short_schedules_still_decay(folder, tmp_path):
     sched = _schedule(apply_preset(TrainConfig(data="x", epochs=2), "scratch"), 10, 2, 0.1)
     assert sched.warmup_steps == 2  # a tenth of 20 steps, not 2 whole epochs
     assert float(sched(20)) < 1e-6  # decayed to zero at the end
+
+
+def test_scratch_recipe_can_start_from_imagenet_and_keeps_the_weights(keras_home):
+    from mobilenets.models import build_model
+
+    cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32", init="imagenet"), "scratch",
+                       explicit={"init"})
+    model = build_for_config(cfg, 7)
+    start = build_model("v1-0.25-32", classes=7, weights="imagenet", head="new")
+    # The stem was rewired to stride 1 and BatchNorm to momentum 0.9, yet the
+    # ImageNet weights survived the rebuild.
+    assert model.get_layer("conv1").strides == (1, 1)
+    assert model.get_layer("conv_pw_13_bn").momentum == 0.9
+    for name in ("conv1", "conv_dw_7", "conv_pw_13_bn"):
+        for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert model.output_shape == (None, 7)
+
+
+def test_budget_cosine_fits_the_schedule_to_the_time_left():
+    import keras
+
+    from mobilenets.train import budget_cosine
+
+    now = [0.0]
+    state = {}
+    cb = budget_cosine(lr=0.1, steps_per_epoch=10, epochs=50, warmup_epochs=2, budget_s=100.0,
+                       started=0.0, state=state, phase="train", clock=lambda: now[0])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    cb.set_model(model)
+    assert cb.rate(0) == pytest.approx(0.01)  # warm-up starts at a tenth
+    stopped_after = None
+    for epoch in range(50):
+        cb.on_epoch_begin(epoch)
+        now[0] += 10.0  # every epoch takes 10 s of the 100 s budget
+        cb.on_epoch_end(epoch, logs={})
+        if model.stop_training:
+            stopped_after = epoch + 1
+            break
+    # 10 s epochs in 100 s, a little kept back for the final evaluation: 9 epochs.
+    assert stopped_after == 9 and state["planned_epochs"]["train"] == 9
+    assert state["stopped_by_time_budget"] is True
+    assert cb.rate(9 * 10) == pytest.approx(0.0, abs=1e-9)  # the cosine reached its end
+    assert cb.rate(5 * 10) < cb.rate(2 * 10) <= 0.1  # and decays after the warm-up
+    # Resuming with the saved plan continues the same curve.
+    again = budget_cosine(0.1, 10, 50, 2, 100.0, 0.0, state, "train", clock=lambda: now[0])
+    assert again.rate(45) == cb.rate(45)
+
+
+def test_time_budget_run_ends_its_cosine_schedule(folder, tmp_path):
+    cfg = tiny(folder, mode="scratch", epochs=400, batch_size=8, schedule="cosine", warmup_epochs=1,
+               optimizer="sgd", learning_rate=0.05, time_budget_minutes=0.2)
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="budget")
+    rows = [r.split(",") for r in (run / "history.csv").read_text().splitlines()]
+    lr = rows[0].index("learning_rate")
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    planned = state["planned_epochs"]["train"]
+    assert len(rows) - 1 == planned < 400  # stopped by the plan, not by running out of epochs
+    assert float(rows[-1][lr]) == pytest.approx(0.0, abs=1e-9)
+    assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True

@@ -143,7 +143,9 @@ def _add_training_flags(p, scratch: bool):
     run.add_argument("--cache-dir", help="bottleneck and image cache (default ~/.cache/mobilenets)")
     run.add_argument("--no-cache", action="store_true", help="compute features again, cache nothing")
     run.add_argument("--time-budget", type=float, metavar="MIN", dest="time_budget_minutes",
-                     help="stop after the epoch that passes MIN minutes")
+                     help="train for MIN minutes: a cosine schedule is fitted to end in time "
+                          "(--epochs becomes the most it may use); otherwise stop after the "
+                          "epoch that passes MIN minutes")
     run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"])
     run.add_argument("--faces", action="store_true", default=None,
                      help="crop every image to its largest face first (OpenCV Haar cascade)")
@@ -157,7 +159,7 @@ _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
                  "weights", "fine_tune", "fine_tune_epochs", "fine_tune_learning_rate",
-                 "stem_stride", "faces")
+                 "stem_stride", "faces", "init")
 
 
 def _train_config(args, mode: str):
@@ -220,6 +222,9 @@ def _add_train(sub):
     _add_training_flags(p, scratch=True)
     p.add_argument("--stem-stride", type=int, choices=[1, 2],
                    help="stride of the first convolution (the 'scratch' preset uses 1 for small inputs)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start every layer from these weights (imagenet or a file; default none) and "
+                        "train the whole network, BatchNorm included, with the recipe")
     p.set_defaults(func=lambda args: _run_training(args, "scratch"))
 
 

@@ -730,9 +730,15 @@ class FacePreset:
         classes: the class folder names, or None to take them from the data.
         faces: crop faces (`FaceCropper`) before training and prediction.
         epochs, batch_size, learning_rate: the training run.
-        flip_left_right, random_crop, random_scale, random_brightness:
-            augmentation, in `mobilenets.augment.Augment`'s terms (percent).
+        flip_left_right, random_crop, random_scale, random_brightness, pad_crop:
+            augmentation, in `mobilenets.augment.Augment`'s terms (percent;
+            pad_crop in pixels).
         weights: the backbone's starting weights.
+        recipe: "" trains like `retrain` (new head on a frozen backbone);
+            a `mobilenets.train.PRESETS` name (e.g. "scratch") trains every
+            layer, starting from `weights`, with that recipe's optimiser,
+            schedule and regularisation.
+        stem_stride: with a recipe, the first convolution's stride.
         dataset: what the preset is meant to train on.
         seed_arch: the architecture the seed article used, for the record.
         notes: why the settings are what they are.
@@ -750,7 +756,10 @@ class FacePreset:
     random_crop: float = 0.0
     random_scale: float = 0.0
     random_brightness: float = 0.0
+    pad_crop: int = 0
     weights: str = "imagenet"
+    recipe: str = ""
+    stem_stride: int = 2
     dataset: str = ""
     seed_arch: str = ""
     notes: str = ""
@@ -769,7 +778,8 @@ class FacePreset:
     def augment_options(self) -> dict:
         """The augmentation as keyword arguments for `Augment` / `Augment.parse`."""
         return {"flip_left_right": self.flip_left_right, "random_crop": self.random_crop,
-                "random_scale": self.random_scale, "random_brightness": self.random_brightness}
+                "random_scale": self.random_scale, "random_brightness": self.random_brightness,
+                "pad_crop": self.pad_crop}
 
     def to_dict(self) -> dict:
         """JSON-ready, for config.json."""

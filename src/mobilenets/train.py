@@ -50,6 +50,7 @@ class TrainConfig:
     arch: str = "v1-0.25-224"
     mode: str = "retrain"  # retrain (transfer) | scratch
     weights: str = "imagenet"  # imagenet | none | PATH  (retrain only)
+    init: str = "none"  # scratch: starting weights for every layer (none | imagenet | PATH)
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -133,9 +134,13 @@ def apply_preset(config: TrainConfig, name: str | None, explicit: set[str] = fro
 
 def _face_preset(p) -> dict:
     """A `faces.FacePreset` in `TrainConfig` terms."""
-    return dict(mode="retrain", arch=p.arch, epochs=p.epochs, batch_size=p.batch_size,
-                learning_rate=p.learning_rate, weights=p.weights, faces=p.faces,
-                augment=p.augment_options())
+    d = dict(arch=p.arch, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
+             faces=p.faces, augment=p.augment_options())
+    if not p.recipe:
+        return dict(mode="retrain", weights=p.weights, **d)
+    if p.recipe not in PRESETS:
+        raise MobilenetsError(f"face preset {p.name!r}: unknown recipe {p.recipe!r}")
+    return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride}
 
 
 # ------------------------------------------------------------------ run dir
@@ -199,9 +204,16 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float
     raise MobilenetsError(f"optimizer must be adam, nadam or sgd. Received {config.optimizer!r}")
 
 
+def _budget_fitted(config: TrainConfig) -> bool:
+    """Cosine under a time budget: `BudgetCosine` sets the rate step by step."""
+    return config.schedule == "cosine" and bool(config.time_budget_minutes)
+
+
 def _compile(model, config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float):
     import keras
 
+    if _budget_fitted(config):
+        config = TrainConfig.from_dict({**config.to_dict(), "schedule": "constant"})
     model.compile(
         optimizer=_optimizer(config, steps_per_epoch, epochs, lr),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -218,7 +230,11 @@ def build_for_config(config: TrainConfig, classes: int):
     if config.mode == "retrain":
         return build_model(spec, classes=classes, weights=config.weights, head="new",
                            dropout=config.dropout, preprocessing=True)
-    model = build_model(spec, classes=classes, weights=None, head="keras",
+    # From-scratch recipes may still start from ImageNet weights (`init`):
+    # then every layer, BatchNorm included, trains with the recipe, and the
+    # head is the new pool -> dropout -> dense one (ImageNet's has 1000 classes).
+    init = None if config.init in ("", "none", None) else config.init
+    model = build_model(spec, classes=classes, weights=init, head="new" if init else "keras",
                         dropout=config.dropout, preprocessing=True)
     if config.stem_stride != 2 or config.bn_momentum is not None:
         model = _rewired(model, config.stem_stride, config.bn_momentum)
@@ -231,6 +247,7 @@ def _rewired(model, stem_stride: int, bn_momentum: float | None):
     A stride-1 stem keeps 32 px inputs from shrinking to 1x1 before the last
     blocks; a lower momentum lets BatchNorm's moving statistics catch up in
     short schedules (Keras's 0.99/0.999 lag behind for the first ~1000 steps).
+    Neither changes a weight's shape, so the weights carry over.
     """
     import keras
 
@@ -242,7 +259,9 @@ def _rewired(model, stem_stride: int, bn_momentum: float | None):
             stem_done = True
         if layer["class_name"] == "BatchNormalization" and bn_momentum is not None:
             layer["config"]["momentum"] = bn_momentum
-    return keras.Model.from_config(cfg)
+    rewired = keras.Model.from_config(cfg)
+    rewired.set_weights(model.get_weights())
+    return rewired
 
 
 def set_trainable(model, fine_tune_layers: int) -> int:
@@ -332,6 +351,66 @@ def _epoch_callbacks(run: Path | None, phase: str, state: dict, config: TrainCon
     return callbacks
 
 
+def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: float,
+                  budget_s: float, started: float, state: dict, phase: str, clock=time.monotonic):
+    """Warm-up + cosine decay whose length is fitted to a time budget.
+
+    A cosine schedule only pays off if it reaches its end, and nobody knows
+    in advance how many epochs fit in 30 minutes on their machine. This
+    callback sets the learning rate before every step and, after every
+    epoch, re-plans the schedule's length: as many epochs as the time left
+    holds at the median epoch time so far (never more than `epochs`), and
+    stops training when the plan is done. The plan is kept in
+    `state["planned_epochs"]`, so `--resume` continues the same curve.
+    """
+    import math
+    import statistics
+
+    import keras
+
+    class BudgetCosine(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.planned = int(state.setdefault("planned_epochs", {}).get(phase, epochs))
+            self.durations: list[float] = []
+            self.epoch = 0
+
+        def rate(self, step: int) -> float:
+            total = steps_per_epoch * self.planned
+            warm = min(int(steps_per_epoch * warmup_epochs), total // 10)
+            if step < warm:
+                return lr / 10 + (lr - lr / 10) * step / warm
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.5 * lr * (1 + math.cos(math.pi * t))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.epoch_started = epoch, clock()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate = self.rate(self.epoch * steps_per_epoch + batch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.durations.append(clock() - self.epoch_started)
+            # The first epoch in a process includes tracing: leave it out once others exist.
+            per_epoch = statistics.median(self.durations[1:] or self.durations)
+            # Keep back a little for the final evaluation and saving.
+            left = budget_s - (clock() - started) - 0.1 * per_epoch
+            plan = min(epochs, epoch + 1 + max(0, math.floor(left / per_epoch)))
+            if plan != self.planned:
+                print(f"time budget: the cosine schedule now ends after epoch {plan} "
+                      f"({per_epoch:.0f} s/epoch)", file=sys.stderr)
+                self.planned = plan
+            state["planned_epochs"][phase] = self.planned
+            if logs is not None:
+                logs["learning_rate"] = self.rate((epoch + 1) * steps_per_epoch)
+            if epoch + 1 >= self.planned:
+                self.model.stop_training = True
+                if self.planned < epochs:
+                    state["stopped_by_time_budget"] = True
+
+    return BudgetCosine()
+
+
 def write_history(path: Path, history: list[dict]) -> None:
     keys: dict = {}
     for row in history:
@@ -403,8 +482,12 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
             _compile(model, config, steps, epochs, lr)
     if initial < epochs:
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
+        callbacks = _epoch_callbacks(run, phase, state, config, started)
+        if _budget_fitted(config):  # before EpochEnd, which saves the plan with the state
+            callbacks.insert(0, budget_cosine(lr, steps, epochs, config.warmup_epochs,
+                                              config.time_budget_minutes * 60, started, state, phase))
         model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
-                  callbacks=_epoch_callbacks(run, phase, state, config, started), verbose=_verbose(),
+                  callbacks=callbacks, verbose=_verbose(),
                   shuffle=False,  # the tf.data pipeline shuffles
                   class_weight=None if labels is None else _class_weights(labels, n_cls, "auto"))
     state["done"].append(phase)
