@@ -264,7 +264,9 @@ def test_budget_cosine_fits_the_schedule_to_the_time_left():
     assert stopped_after == 9 and state["planned_epochs"]["train"] == 9
     assert state["stopped_by_time_budget"] is True
     assert cb.rate(9 * 10) == pytest.approx(0.0, abs=1e-9)  # the cosine reached its end
+    assert cb.epoch_rate(8) < 0.01 * 0.1  # the last epoch trains at the curve's tail
     assert cb.rate(5 * 10) < cb.rate(2 * 10) <= 0.1  # and decays after the warm-up
+    assert float(model.optimizer.learning_rate) == pytest.approx(cb.epoch_rate(8))
     # Resuming with the saved plan continues the same curve.
     again = budget_cosine(0.1, 10, 50, 2, 100.0, 0.0, state, "train", clock=lambda: now[0])
     assert again.rate(45) == cb.rate(45)
@@ -272,12 +274,13 @@ def test_budget_cosine_fits_the_schedule_to_the_time_left():
 
 def test_time_budget_run_ends_its_cosine_schedule(folder, tmp_path):
     cfg = tiny(folder, mode="scratch", epochs=400, batch_size=8, schedule="cosine", warmup_epochs=1,
-               optimizer="sgd", learning_rate=0.05, time_budget_minutes=0.2)
+               optimizer="sgd", learning_rate=0.05, time_budget_minutes=0.4)
     run = run_training(cfg, runs_dir=tmp_path / "runs", name="budget")
     rows = [r.split(",") for r in (run / "history.csv").read_text().splitlines()]
     lr = rows[0].index("learning_rate")
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     planned = state["planned_epochs"]["train"]
     assert len(rows) - 1 == planned < 400  # stopped by the plan, not by running out of epochs
-    assert float(rows[-1][lr]) == pytest.approx(0.0, abs=1e-9)
+    rates = [float(r[lr]) for r in rows[1:]]
+    assert planned >= 2 and rates[-1] == min(rates) < 0.2 * 0.05  # it ends at the cosine's tail
     assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True
