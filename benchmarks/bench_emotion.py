@@ -35,7 +35,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import MOBILENETS, SHARED, environment, load_json, log, print_rows, with_end_load, write_json
@@ -63,19 +62,43 @@ def run(cmd: list[str], log_path: Path) -> None:
                  + "".join(log_path.read_text().splitlines(True)[-15:]))
 
 
-def candidate(args, name: str, runs_dir: Path) -> dict:
+def train_cmd(args, name: str, runs_dir: Path, core: int | None) -> list[str]:
+    arch, extra = CANDIDATES[name]
+    cmd = [str(MOBILENETS), "train", str(args.data), "--arch", arch, "--preset", "scratch",
+           "--epochs", str(args.max_epochs), "--time-budget", f"{args.minutes:g}",
+           "--runs-dir", str(runs_dir), "--name", name, *extra]
+    if args.cache_dir:
+        cmd += ["--cache-dir", str(args.cache_dir)]
+    return (["taskset", "-c", str(core)] if core is not None else []) + cmd
+
+
+def train_all(args, names: list[str], runs_dir: Path) -> dict[str, list[str]]:
+    """Train every candidate not finished yet: one at a time, or pairs pinned to a core each."""
+    todo = [n for n in names if not (runs_dir / n / "metrics.json").is_file()]
+    group = 2 if args.pairs else 1
+    commands = {}
+    for i in range(0, len(todo), group):
+        procs = []
+        for j, name in enumerate(todo[i:i + group]):
+            cmd = train_cmd(args, name, runs_dir, j if args.pairs else None)
+            commands[name] = cmd
+            log("$ " + shlex.join(cmd))
+            out = open(runs_dir / f"{name}.log", "a")
+            procs.append((name, cmd, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out))
+        for name, cmd, proc, out in procs:
+            code = proc.wait()
+            out.close()
+            if code != 0:
+                sys.exit(f"{name} failed (exit {code}): {shlex.join(cmd)}\n"
+                         + "".join((runs_dir / f"{name}.log").read_text().splitlines(True)[-15:]))
+    return commands
+
+
+def measure(args, name: str, runs_dir: Path, train: list[str] | None) -> dict:
+    """Export int8, time it alone on the machine, and collect the run's scores."""
     arch, extra = CANDIDATES[name]
     run_dir = runs_dir / name
     logf = runs_dir / f"{name}.log"
-    train = [str(MOBILENETS), "train", str(args.data), "--arch", arch, "--preset", "scratch",
-             "--epochs", str(args.max_epochs), "--time-budget", f"{args.minutes:g}",
-             "--runs-dir", str(runs_dir), "--name", name, *extra]
-    if args.cache_dir:
-        train += ["--cache-dir", str(args.cache_dir)]
-    started = time.perf_counter()
-    if not (run_dir / "metrics.json").is_file():  # a finished run is kept (re-running resumes the table)
-        run(train, logf)
-    wall = time.perf_counter() - started
     export = [str(MOBILENETS), "export", str(run_dir), "--quantize", "int8"]
     if not (run_dir / "export" / "model_int8.tflite").is_file():
         run(export, logf)
@@ -90,6 +113,7 @@ def candidate(args, name: str, runs_dir: Path) -> dict:
               if r["format"] == "tflite"}
     latency = load_json(bench_json)
     latency = latency["rows"][0] if isinstance(latency, dict) else latency[0]
+    train = train or train_cmd(args, name, runs_dir, None)
     return {
         "candidate": name, "arch": arch, "init": "imagenet" if "--init" in extra else "none",
         "epochs": len(history), "train_min": round(metrics["train_seconds"] / 60, 1),
@@ -100,8 +124,7 @@ def candidate(args, name: str, runs_dir: Path) -> dict:
         "int8_p50_ms": latency.get("latency_ms_p50"), "macs_m": latency.get("macs_m"),
         "f1": {c["class"]: c["f1"] for c in ev["per_class"]},
         "confusion_matrix": ev["confusion_matrix"], "classes": ev["classes"],
-        "wall_s": round(wall, 1), "commands": [shlex.join(train), shlex.join(export), shlex.join(bench)],
-        "run": str(run_dir),
+        "commands": [shlex.join(train), shlex.join(export), shlex.join(bench)], "run": str(run_dir),
     }
 
 
@@ -111,6 +134,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-epochs", type=int, default=200, help="ceiling; the budget decides")
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--only", help=f"comma-separated candidates of: {', '.join(CANDIDATES)}")
+    p.add_argument("--pairs", action="store_true",
+                   help="train two candidates at a time, each pinned to its own core (taskset), "
+                        "instead of one at a time with all cores")
     p.add_argument("--runs", type=int, default=100, help="timed invokes for the latency")
     p.add_argument("--cache-dir", type=Path, help="the tool's --cache-dir (default: its own default)")
     p.add_argument("--runs-dir", type=Path, help="where the runs go (default: a new temp dir); "
@@ -135,11 +161,13 @@ def main(argv=None) -> int:
     runs_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log(f"runs in {runs_dir}; budget {args.minutes:g} min per candidate")
-    results = [candidate(args, n, runs_dir) for n in names]
+    commands = train_all(args, names, runs_dir)
+    results = [measure(args, n, runs_dir, commands.get(n)) for n in names]
 
     rows = [{k: r[k] for k in ("candidate", "arch", "init", "epochs", "train_min", "test_accuracy", "macro_f1",
                                "int8_accuracy", "int8_kb", "int8_p50_ms", "macs_m")} for r in results]
-    print_rows(rows, f"FER emotion, {args.minutes:g} min of training each (whole machine, one after another)")
+    how = "two at a time, one pinned core each" if args.pairs else "one after another, whole machine"
+    print_rows(rows, f"FER emotion, {args.minutes:g} min of training each ({how})")
     classes = results[0]["classes"]
     print_rows([{"candidate": r["candidate"], **{c: r["f1"][c] for c in classes}} for r in results],
                "per-class F1 on the test split")

@@ -284,3 +284,11 @@ def test_time_budget_run_ends_its_cosine_schedule(folder, tmp_path):
     rates = [float(r[lr]) for r in rows[1:]]
     assert planned >= 2 and rates[-1] == min(rates) < 0.2 * 0.05  # it ends at the cosine's tail
     assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True
+
+
+@pytest.mark.parametrize("arch", ["v2-0.35-32", "v3-small-0.75-32"])
+def test_scratch_recipe_builds_every_generation(arch):
+    # V2's Keras head has no dropout argument: the recipe's dropout must not crash it.
+    cfg = apply_preset(TrainConfig(data="x", arch=arch), "scratch")
+    model = build_for_config(cfg, 7)
+    assert model.output_shape == (None, 7)

@@ -160,7 +160,8 @@ def build_model(
     app_kwargs = dict(input_tensor=x, include_top=include_top, weights=None)
     if include_top:
         app_kwargs.update(classes=classes)
-        if dropout is not None:
+        # V1 and V3 heads take a dropout rate; V2's Keras head has no dropout.
+        if dropout is not None and spec.family != "v2":
             app_kwargs["dropout" if spec.family == "v1" else "dropout_rate"] = dropout
     elif head == "none":
         app_kwargs["pooling"] = "avg"
