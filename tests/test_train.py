@@ -188,7 +188,11 @@ def test_faces_step_runs_before_training(folder, tmp_path, monkeypatch):
 
 def test_face_presets_are_training_configs():
     cfg = apply_preset(TrainConfig(data="fer"), "emotion")
-    assert cfg.faces and cfg.mode == "retrain" and cfg.spec.version in ("v1", "v2", "v3")
+    # Every layer trains from ImageNet with the scratch recipe, at the preset's own stem stride.
+    assert cfg.faces and cfg.mode == "scratch" and cfg.init == "imagenet"
+    assert (cfg.optimizer, cfg.schedule, cfg.stem_stride) == ("sgd", "cosine", 2)
+    assert cfg.augment == {"flip_left_right": True, "random_crop": 0.0, "random_scale": 0.0,
+                           "random_brightness": 0.0, "pad_crop": 4}
     cfg = apply_preset(TrainConfig(data="imdb"), "gender")
     assert cfg.arch == "v1-0.50-224" and cfg.faces
 

@@ -116,7 +116,8 @@ def _add_training_flags(p, scratch: bool):
     p.add_argument("data", nargs="?", metavar="DATA",
                    help="folder of class folders, a .tar.gz of one, 'digits', 'cifar10' or 'cifar10:PATH'")
     p.add_argument("--arch", help="model spec, e.g. v1-0.25-224 (see 'mobilenets zoo')")
-    p.add_argument("--preset", help="named recipe: " + ("seed-cifar10, scratch" if scratch else "emotion, gender"))
+    p.add_argument("--preset", help="named recipe: " + ("seed-cifar10, scratch (default), emotion, gender"
+                                                      if scratch else "emotion, gender, scratch, seed-cifar10"))
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
