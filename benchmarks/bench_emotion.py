@@ -40,6 +40,12 @@ from pathlib import Path
 from _common import MOBILENETS, SHARED, environment, load_json, log, print_rows, with_end_load, write_json
 
 TARGET_ACCURACY = 0.66
+# FER2013's PrivateTest class counts. The shared copy's test split has the same
+# counts except disgust (495, augmented by its publisher, and easy), so its
+# plain accuracy reads higher than FER2013's; `fer2013_mix` re-weights each
+# class's recall to these counts, the figure comparable to FER2013 results.
+FER2013_TEST = {"angry": 491, "disgust": 55, "fear": 528, "happy": 879, "neutral": 626, "sad": 594,
+                "surprise": 416}
 DATA = SHARED / "data" / "fer-emotion-48px.tar.gz"
 # name -> (arch, extra `mobilenets train` flags). All use the `scratch` recipe
 # (SGD + Nesterov, warm-up + cosine fitted to the budget, label smoothing,
@@ -117,7 +123,7 @@ def measure(args, name: str, runs_dir: Path, train: list[str] | None) -> dict:
     return {
         "candidate": name, "arch": arch, "init": "imagenet" if "--init" in extra else "none",
         "epochs": len(history), "train_min": round(metrics["train_seconds"] / 60, 1),
-        "test_accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
+        "test_accuracy": ev["accuracy"], "fer2013_mix": fer2013_mix(ev), "macro_f1": ev["macro_f1"],
         "int8_accuracy": parity.get("int8", {}).get("accuracy"),
         "int8_agreement": parity.get("int8", {}).get("agreement"),
         "int8_kb": round(parity["int8"]["file_mb"] * 1024) if "int8" in parity else None,
@@ -126,6 +132,16 @@ def measure(args, name: str, runs_dir: Path, train: list[str] | None) -> dict:
         "confusion_matrix": ev["confusion_matrix"], "classes": ev["classes"],
         "commands": [shlex.join(train), shlex.join(export), shlex.join(bench)], "run": str(run_dir),
     }
+
+
+def fer2013_mix(ev: dict) -> float | None:
+    """Accuracy with each class's recall weighted by FER2013's test counts."""
+    if sorted(ev["classes"]) != sorted(FER2013_TEST):
+        return None
+    total = sum(FER2013_TEST.values())
+    mix = sum(FER2013_TEST[c] * row[i] / max(1, sum(row))
+              for i, (c, row) in enumerate(zip(ev["classes"], ev["confusion_matrix"])))
+    return round(mix / total, 4)
 
 
 def main(argv=None) -> int:
@@ -164,7 +180,8 @@ def main(argv=None) -> int:
     commands = train_all(args, names, runs_dir)
     results = [measure(args, n, runs_dir, commands.get(n)) for n in names]
 
-    rows = [{k: r[k] for k in ("candidate", "arch", "init", "epochs", "train_min", "test_accuracy", "macro_f1",
+    rows = [{k: r[k] for k in ("candidate", "arch", "init", "epochs", "train_min", "test_accuracy", "fer2013_mix",
+                               "macro_f1",
                                "int8_accuracy", "int8_kb", "int8_p50_ms", "macs_m")} for r in results]
     how = "two at a time, one pinned core each" if args.pairs else "one after another, whole machine"
     print_rows(rows, f"FER emotion, {args.minutes:g} min of training each ({how})")
@@ -173,8 +190,8 @@ def main(argv=None) -> int:
                "per-class F1 on the test split")
     best = max(results, key=lambda r: r["test_accuracy"])
     verdict = "met" if best["test_accuracy"] >= TARGET_ACCURACY else "NOT met"
-    print(f"\nbest: {best['candidate']} ({best['arch']}) {best['test_accuracy']:.2%} test accuracy; "
-          f"target >= {TARGET_ACCURACY:.0%}: {verdict}")
+    print(f"\nbest: {best['candidate']} ({best['arch']}) {best['test_accuracy']:.2%} test accuracy "
+          f"({best['fer2013_mix']:.2%} at FER2013's class mix); target >= {TARGET_ACCURACY:.0%}: {verdict}")
     print(f"confusion matrices: {runs_dir}/<candidate>/evaluation/confusion_matrix.png")
     if args.json:
         write_json(args.json, {"benchmark": "emotion", "minutes": args.minutes,
