@@ -205,7 +205,7 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float
 
 
 def _budget_fitted(config: TrainConfig) -> bool:
-    """Cosine under a time budget: `BudgetCosine` sets the rate step by step."""
+    """Cosine under a time budget: `budget_cosine` sets the rate epoch by epoch."""
     return config.schedule == "cosine" and bool(config.time_budget_minutes)
 
 
