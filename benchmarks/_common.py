@@ -8,7 +8,6 @@ folder on `sys.path`, so `import _common` works without installing anything.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -61,13 +60,10 @@ def environment() -> dict:
            "python": platform.python_version(), "cpus": os.cpu_count(),
            "affinity": len(os.sched_getaffinity(0)), "numpy": np.__version__,
            "loadavg_1m": round(os.getloadavg()[0], 2), "commit": _git_commit()}
-    for name, dists in (("tensorflow", ("tensorflow-cpu", "tensorflow")), ("keras", ("keras",))):
-        for dist in dists:
-            try:
-                env[name] = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
+    from mobilenets.compare import package_version
+
+    env["tensorflow"] = package_version("tensorflow-cpu", "tensorflow")
+    env["keras"] = package_version("keras")
     return env
 
 

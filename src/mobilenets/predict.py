@@ -437,15 +437,12 @@ def top_k(probs: np.ndarray, labels: list[str], k: int = DEFAULT_TOP_K) -> list[
 
 def _decode(path: Path, size: tuple[int, int], cropper=None) -> tuple[np.ndarray, bool | None]:
     """The image at the model's size, cropped to its largest face with a cropper."""
-    from mobilenets.data import load_image
+    from mobilenets.data import load_image, resize_images
 
     if cropper is None:
         return load_image(path, size), None
-    from PIL import Image
-
     face, found = cropper.crop(load_image(path))
-    resized = Image.fromarray(face).resize((size[1], size[0]), Image.BILINEAR)
-    return np.asarray(resized), found
+    return resize_images(face[None], size)[0], found
 
 
 def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TOP_K,

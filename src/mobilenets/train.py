@@ -173,6 +173,11 @@ def _state(run: Path) -> dict:
 # ------------------------------------------------------------------ model
 
 
+def _warmup_steps(steps_per_epoch: int, warmup_epochs: float, total: int) -> int:
+    """Warm-up steps: at most a tenth of the schedule, so short runs still decay."""
+    return min(int(steps_per_epoch * warmup_epochs), total // 10)
+
+
 def _schedule(config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float):
     """The learning rate: a constant, or warm-up then cosine decay to zero."""
     import keras
@@ -180,8 +185,7 @@ def _schedule(config: TrainConfig, steps_per_epoch: int, epochs: int, lr: float)
     schedule = lr
     if config.schedule == "cosine":
         total = max(1, steps_per_epoch * epochs)
-        # At most a tenth of the schedule: short runs must still decay.
-        warmup = min(int(steps_per_epoch * config.warmup_epochs), total // 10)
+        warmup = _warmup_steps(steps_per_epoch, config.warmup_epochs, total)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=lr / 10 if warmup else lr, decay_steps=max(1, total - warmup),
             warmup_target=lr if warmup else None, warmup_steps=warmup)
@@ -381,7 +385,7 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
 
         def rate(self, step: int) -> float:
             total = steps_per_epoch * self.planned
-            warm = min(int(steps_per_epoch * warmup_epochs), total // 10)
+            warm = _warmup_steps(steps_per_epoch, warmup_epochs, total)
             if step < warm:
                 return lr / 10 + (lr - lr / 10) * step / warm
             t = min(1.0, (step - warm) / max(1, total - warm))
