@@ -291,9 +291,66 @@ def test_time_budget_run_ends_its_cosine_schedule(folder, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True
 
 
-@pytest.mark.parametrize("arch", ["v2-0.35-32", "v3-small-0.75-32"])
+@pytest.mark.parametrize("arch", ["v1-0.25-32", "v2-0.35-32", "v3-small-0.75-32"])
 def test_scratch_recipe_builds_every_generation(arch):
     # V2's Keras head has no dropout argument: the recipe's dropout must not crash it.
     cfg = apply_preset(TrainConfig(data="x", arch=arch), "scratch")
     model = build_for_config(cfg, 7)
     assert model.output_shape == (None, 7)
+    # A stride-1 last block instead of a stride-1 stem: the same 2x2 last
+    # feature map at 32 px, the same weights, every generation.
+    cfg.stem_stride, cfg.last_stride = 2, 1
+    late = build_for_config(cfg, 7)
+    assert late.output_shape == (None, 7) and late.count_params() == model.count_params()
+    assert _last_map(late) == _last_map(model) == (2, 2)
+    cfg.last_stride = 2
+    assert _last_map(build_for_config(cfg, 7)) == (1, 1)
+
+
+def _last_map(model):
+    import keras
+
+    return [l for l in model.layers if isinstance(l, keras.layers.DepthwiseConv2D)][-1].output.shape[1:3]
+
+
+def test_fused_batchnorm_is_keras_batchnorm_faster(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from mobilenets.train import fuse_batchnorm
+
+    def model():
+        inp = keras.Input((6, 6, 5))
+        x = keras.layers.BatchNormalization(momentum=0.9, name="bn")(inp)
+        m = keras.Model(inp, keras.layers.ReLU(6.0)(x))
+        m.get_layer("bn").gamma.assign(np.linspace(0.5, 2, 5))
+        m.get_layer("bn").beta.assign(np.linspace(-1, 1, 5))
+        return m
+
+    keras_bn, fused = model(), model()
+    assert fuse_batchnorm(fused) == 1
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3, 2, (4, 6, 6, 5)).astype("float32"))
+    w = tf.constant(rng.normal(size=(4, 6, 6, 5)).astype("float32"))
+    results = []
+    for m in (keras_bn, fused):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = m(x, training=True)
+            loss = tf.reduce_sum(y * w)
+        grads = tape.gradient(loss, [x] + m.trainable_variables)
+        bn = m.get_layer("bn")
+        results.append([y, *grads, bn.moving_mean, bn.moving_variance, m(x, training=False)])
+    for a, b in zip(*results):  # outputs, gradients, moving statistics, inference
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(results[1][-3], 0)  # the moving mean did move
+
+    # A frozen layer normalises with its moving statistics, as Keras's does.
+    for m in (keras_bn, fused):
+        m.get_layer("bn").trainable = False
+    np.testing.assert_allclose(fused(x, training=True), keras_bn(x, training=True), rtol=1e-5, atol=1e-5)
+    # Saved, it is plain Keras BatchNormalization.
+    fused.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("bn")) is keras.layers.BatchNormalization
+    np.testing.assert_allclose(loaded(x), fused(x), rtol=1e-5, atol=1e-5)

@@ -160,7 +160,7 @@ _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
                  "weights", "fine_tune", "fine_tune_epochs", "fine_tune_learning_rate",
-                 "stem_stride", "faces", "init")
+                 "stem_stride", "last_stride", "faces", "init")
 
 
 def _train_config(args, mode: str):
@@ -223,6 +223,8 @@ def _add_train(sub):
     _add_training_flags(p, scratch=True)
     p.add_argument("--stem-stride", type=int, choices=[1, 2],
                    help="stride of the first convolution (the 'scratch' preset uses 1 for small inputs)")
+    p.add_argument("--last-stride", type=int, choices=[1, 2],
+                   help="stride of the last downsampling block (1 keeps 32 px inputs at 2x2 there)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="start every layer from these weights (imagenet or a file; default none) and "
                         "train the whole network, BatchNorm included, with the recipe")

@@ -1,0 +1,108 @@
+"""Training step images/s of the CIFAR model: Keras BatchNorm against fused, and the strides.
+
+    .venv/bin/python benchmarks/bench_train_step.py --rounds 10 --json train_step.json
+
+Every configuration is `v1-0.50-32` built by `mobilenets.train.build_for_config`
+with the `scratch` preset's optimizer (SGD + Nesterov, weight decay, label
+smoothing), compiled by the trainer's own `_compile`, stepping on one constant
+batch (no input work): the model's own training speed.
+
+* `keras BN`: Keras 3's `BatchNormalization` as is (moments, then separate
+  element-wise passes; the baseline, what `model.fit` does untouched);
+* `fused BN`: the same layers after `mobilenets.train.fuse_batchnorm`
+  (TensorFlow's `FusedBatchNormV3`), which every `mobilenets train` run uses;
+* the stride options for 32 px inputs, all fused: the 'scratch' preset's
+  stride-1 stem, a stride-1 last block instead (`--stem-stride 2
+  --last-stride 1`, the same 2x2 last feature map), and Keras's strides (1x1).
+
+Rounds alternate the configurations so a noisy neighbour hits all of them;
+figures are medians over rounds, and each ratio is the median of per-round
+ratios against the first configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from _common import environment, log, median, print_rows, with_end_load, write_json
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+ARCH = "v1-0.50-32"
+# name: (stem stride, last stride, fused BatchNorm)
+CONFIGS = {
+    "stride-1 stem, keras BN": (1, 2, False),
+    "stride-1 stem, fused BN": (1, 2, True),
+    "stride-1 last block, fused BN": (2, 1, True),
+    "keras strides (1x1 last map), fused BN": (2, 2, True),
+}
+
+
+def build(stem: int, last: int, fused: bool, batch: int):
+    import numpy as np
+    import tensorflow as tf
+
+    from mobilenets.train import TrainConfig, _compile, apply_preset, build_for_config, fuse_batchnorm
+
+    cfg = apply_preset(TrainConfig(data="cifar10", arch=ARCH), "scratch")
+    cfg.stem_stride, cfg.last_stride = stem, last
+    model = build_for_config(cfg, 10)
+    if fused:
+        fuse_batchnorm(model)
+    _compile(model, cfg, steps_per_epoch=350, epochs=30, lr=cfg.learning_rate)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (batch, 32, 32, 3)).astype("float32"))
+    y = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, batch)])
+    model.make_train_function()
+    return model.train_function, (x, y)
+
+
+def rate(step, batch, steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+        out = step(iter([batch]))
+    float(out["loss"])  # wait for the last step
+    return steps * int(batch[0].shape[0]) / (time.perf_counter() - t)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=128, help="the 'scratch' preset's")
+    p.add_argument("--steps", type=int, default=8, help="steps per timed window")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    args = p.parse_args(argv)
+
+    env_start = environment()
+    jobs = {}
+    for name, (stem, last, fused) in CONFIGS.items():
+        step, batch = build(stem, last, fused, args.batch_size)
+        for _ in range(3):  # trace and warm up outside the timed rounds
+            rate(step, batch, 1)
+        jobs[name] = (step, batch)
+    measured = {name: [] for name in jobs}
+    for r in range(args.rounds):
+        for name, (step, batch) in jobs.items():
+            measured[name].append(rate(step, batch, args.steps))
+        log(f"round {r + 1}: " + ", ".join(f"{n}: {v[-1]:.0f}" for n, v in measured.items()))
+
+    base = next(iter(CONFIGS))
+    rows = []
+    for name, (stem, last, fused) in CONFIGS.items():
+        rows.append({"config": name, "stem_stride": stem, "last_stride": last,
+                     "img_s": round(median(measured[name])),
+                     "vs_keras_bn": round(median([a / b for a, b in zip(measured[name], measured[base])]), 2)})
+    print_rows(rows, f"Training img/s, {ARCH}, batch {args.batch_size}, constant batch, medians of "
+                     f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
+    if args.json:
+        write_json(args.json, {"benchmark": "train_step", "arch": ARCH, "batch": args.batch_size,
+                               "rounds": args.rounds, "environment": with_end_load(env_start),
+                               "rows": rows, "measured": measured})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
