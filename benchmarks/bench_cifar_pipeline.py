@@ -19,7 +19,10 @@ in this one process. For each batch size it measures:
   (a callback timestamps every batch), for each pipeline;
 * pipeline only: just pulling augmented batches, no model;
 * model only: `fit` on one constant batch repeated (no augmentation, no
-  input work): the ceiling any input pipeline can reach with this model.
+  input work): the ceiling any input pipeline can reach with this model;
+* ours + fused BN, and its model only: what `mobilenets train --preset
+  seed-cifar10` runs, our pipeline feeding the same model with BatchNorm on
+  TensorFlow's fused kernel (`mobilenets.train.fuse_batchnorm`).
 
 Rounds alternate the configurations so a noisy neighbour hits all of them;
 figures are medians over rounds and the ratio is the median of per-round
@@ -84,15 +87,21 @@ def constant_batches(images, onehot, batch_size: int):
     return tf.data.Dataset.from_tensors((x, y)).repeat()
 
 
-def new_model(classes: int):
-    """The seed-cifar10 preset's model, compiled as the seed compiles it."""
+def new_model(classes: int, fused: bool = False):
+    """The seed-cifar10 preset's model, compiled as the seed compiles it.
+
+    With `fused`, BatchNorm trains with TensorFlow's fused kernel, as every
+    `mobilenets train` run does (`mobilenets.train.fuse_batchnorm`).
+    """
     import keras
 
-    from mobilenets.train import TrainConfig, apply_preset, build_for_config
+    from mobilenets.train import TrainConfig, apply_preset, build_for_config, fuse_batchnorm
 
     keras.utils.set_random_seed(0)
     config = apply_preset(TrainConfig(data="cifar10", arch=ARCH, mode="scratch"), "seed-cifar10")
     model = build_for_config(config, classes)
+    if fused:
+        fuse_batchnorm(model)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Nadam(1e-3),
                   metrics=["accuracy"])
     return model
@@ -169,8 +178,10 @@ def main(argv=None) -> int:
         seed_iter = seed_batches(images_f32, onehot, b)
         ours_iter = iter(our_batches(images, labels, classes, b))
         m_seed, m_ours, m_const = new_model(classes), new_model(classes), new_model(classes)
+        m_trainer, m_const_fused = new_model(classes, fused=True), new_model(classes, fused=True)
         seed_fit = seed_batches(images_f32, onehot, b, seed=1)
         ours_fit = our_batches(images, labels, classes, b, seed=1)
+        trainer_fit = our_batches(images, labels, classes, b, seed=2)
         const = constant_batches(images, onehot, b)
         jobs[b, "seed pipeline only"] = lambda it=seed_iter, b=b, s=steps, w=warm: pull_rate(
             lambda: next(it), b, w, s)
@@ -180,9 +191,14 @@ def main(argv=None) -> int:
             m, d, b, w, s)
         jobs[b, "ours end to end"] = lambda m=m_ours, d=ours_fit, b=b, s=steps, w=warm: fit_rate(
             m, d, b, w, s)
+        jobs[b, "ours+fused end to end"] = lambda m=m_trainer, d=trainer_fit, b=b, s=steps, w=warm: fit_rate(
+            m, d, b, w, s)
         jobs[b, "model only"] = lambda m=m_const, d=const, b=b, s=steps, w=warm: fit_rate(m, d, b, w, s)
+        jobs[b, "model only, fused BN"] = lambda m=m_const_fused, d=const, b=b, s=steps, w=warm: fit_rate(
+            m, d, b, w, s)
         # Trace every train function once, outside the timed rounds.
-        for m, d in ((m_seed, seed_fit), (m_ours, ours_fit), (m_const, const)):
+        for m, d in ((m_seed, seed_fit), (m_ours, ours_fit), (m_const, const), (m_trainer, trainer_fit),
+                     (m_const_fused, const)):
             m.fit(d, steps_per_epoch=3, epochs=1, verbose=0)
 
     measured: dict = {key: [] for key in jobs}
@@ -210,8 +226,17 @@ def main(argv=None) -> int:
               "ratio": round(median(measured[b, "ours end to end"]) / seed32, 2), "target": "-",
               "model_only_img_s": round(median(measured[b, "model only"]))}
              for b in batch_sizes[1:]]
+    # What `mobilenets train --preset seed-cifar10` runs: our input pipeline
+    # and the trainer's fused BatchNorm, same model, optimizer and batch.
+    fused = [{"batch": b, "measure": "ours + fused BN (mobilenets train) end to end",
+              "seed_img_s": round(median(measured[b, "seed end to end"])),
+              "ours_img_s": round(median(measured[b, "ours+fused end to end"])),
+              "ratio": round(per_round_ratio(b, "ours+fused end to end", "seed end to end"), 2),
+              "target": f">= {TARGET_RATIO:g}x",
+              "model_only_img_s": round(median(measured[b, "model only, fused BN"]))}
+             for b in batch_sizes]
 
-    print_rows(rows + extra, f"Training img/s, {ARCH} (seed-cifar10 model), Nadam, medians of "
+    print_rows(rows + extra + fused, f"Training img/s, {ARCH} (seed-cifar10 model), Nadam, medians of "
                              f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
     ceiling = b32["model_only_img_s"] / b32["seed_img_s"]
     print(f"\ntarget: ours >= {TARGET_RATIO:g}x the seed pipeline end to end at batch "
@@ -220,6 +245,10 @@ def main(argv=None) -> int:
           f"= {ceiling:.2f}x the seed's end-to-end figure: the most any input pipeline can gain at "
           f"batch {batch_sizes[0]} with this model" + (" (the seed run is model-bound too)."
                                                         if ceiling < TARGET_RATIO else "."))
+    f32 = fused[0]
+    print(f"What `mobilenets train` runs (our pipeline + fused BatchNorm) at batch {batch_sizes[0]}: "
+          f"{f32['ratio']}x the seed's end to end ({'met' if f32['ratio'] >= TARGET_RATIO else 'NOT met'}); "
+          f"the fused model alone: {f32['model_only_img_s'] / f32['seed_img_s']:.2f}x.")
     print("ratio = median of per-round ratios (rounds alternate the configurations); "
           "img/s = medians over rounds.")
     if args.json:

@@ -93,11 +93,19 @@ def test_explicit_flags_beat_the_preset():
     assert cfg.batch_size == 7 and cfg.optimizer == PRESETS["scratch"]["optimizer"]
 
 
-def test_scratch_preset_rewires_stem_and_batchnorm():
+def test_scratch_preset_rewires_last_block_and_batchnorm():
     cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32"), "scratch")
     model = build_for_config(cfg, 10)
-    assert model.get_layer("conv1").strides == (1, 1)
+    assert model.get_layer("conv1").strides == (2, 2)
+    # The last stride-2 block keeps its input's 2x2: it pads itself now.
+    assert model.get_layer("conv_dw_12").strides == (1, 1)
+    assert model.get_layer("conv_dw_12").padding == "same"
+    assert model.get_layer("conv_pad_12").output.shape[1:3] == (2, 2)
+    assert model.get_layer("conv_dw_11").strides == (1, 1) and model.get_layer("conv_dw_6").strides == (2, 2)
     assert model.get_layer("conv1_bn").momentum == 0.9
+    cfg.stem_stride, cfg.last_stride = 1, 2
+    model = build_for_config(cfg, 10)
+    assert model.get_layer("conv1").strides == (1, 1) and model.get_layer("conv_dw_12").strides == (2, 2)
 
 
 def _cli(*args, env=None):
@@ -233,9 +241,9 @@ def test_scratch_recipe_can_start_from_imagenet_and_keeps_the_weights(keras_home
                        explicit={"init"})
     model = build_for_config(cfg, 7)
     start = build_model("v1-0.25-32", classes=7, weights="imagenet", head="new")
-    # The stem was rewired to stride 1 and BatchNorm to momentum 0.9, yet the
-    # ImageNet weights survived the rebuild.
-    assert model.get_layer("conv1").strides == (1, 1)
+    # The last block was rewired to stride 1 and BatchNorm to momentum 0.9,
+    # yet the ImageNet weights survived the rebuild.
+    assert model.get_layer("conv_dw_12").strides == (1, 1)
     assert model.get_layer("conv_pw_13_bn").momentum == 0.9
     for name in ("conv1", "conv_dw_7", "conv_pw_13_bn"):
         for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
