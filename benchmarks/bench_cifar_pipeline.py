@@ -20,9 +20,10 @@ in this one process. For each batch size it measures:
 * pipeline only: just pulling augmented batches, no model;
 * model only: `fit` on one constant batch repeated (no augmentation, no
   input work): the ceiling any input pipeline can reach with this model;
-* ours + fused BN, and its model only: what `mobilenets train --preset
+* ours + our kernels, and its model only: what `mobilenets train --preset
   seed-cifar10` runs, our pipeline feeding the same model with BatchNorm on
-  TensorFlow's fused kernel (`mobilenets.train.fuse_batchnorm`).
+  TensorFlow's fused kernel (`mobilenets.train.fuse_batchnorm`) and the 1x1
+  convolutions as matrix products (`mobilenets.train.matmul_pointwise`).
 
 Rounds alternate the configurations so a noisy neighbour hits all of them;
 figures are medians over rounds and the ratio is the median of per-round
@@ -90,18 +91,20 @@ def constant_batches(images, onehot, batch_size: int):
 def new_model(classes: int, fused: bool = False):
     """The seed-cifar10 preset's model, compiled as the seed compiles it.
 
-    With `fused`, BatchNorm trains with TensorFlow's fused kernel, as every
-    `mobilenets train` run does (`mobilenets.train.fuse_batchnorm`).
+    With `fused`, BatchNorm trains with TensorFlow's fused kernel and the 1x1
+    convolutions run as matrix products, as in every `mobilenets train` run
+    (`mobilenets.train.fuse_batchnorm`, `matmul_pointwise`).
     """
     import keras
 
-    from mobilenets.train import TrainConfig, apply_preset, build_for_config, fuse_batchnorm
+    from mobilenets.train import TrainConfig, apply_preset, build_for_config, fuse_batchnorm, matmul_pointwise
 
     keras.utils.set_random_seed(0)
     config = apply_preset(TrainConfig(data="cifar10", arch=ARCH, mode="scratch"), "seed-cifar10")
     model = build_for_config(config, classes)
     if fused:
         fuse_batchnorm(model)
+        matmul_pointwise(model)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Nadam(1e-3),
                   metrics=["accuracy"])
     return model
@@ -194,7 +197,7 @@ def main(argv=None) -> int:
         jobs[b, "ours+fused end to end"] = lambda m=m_trainer, d=trainer_fit, b=b, s=steps, w=warm: fit_rate(
             m, d, b, w, s)
         jobs[b, "model only"] = lambda m=m_const, d=const, b=b, s=steps, w=warm: fit_rate(m, d, b, w, s)
-        jobs[b, "model only, fused BN"] = lambda m=m_const_fused, d=const, b=b, s=steps, w=warm: fit_rate(
+        jobs[b, "model only, our kernels"] = lambda m=m_const_fused, d=const, b=b, s=steps, w=warm: fit_rate(
             m, d, b, w, s)
         # Trace every train function once, outside the timed rounds.
         for m, d in ((m_seed, seed_fit), (m_ours, ours_fit), (m_const, const), (m_trainer, trainer_fit),
@@ -227,13 +230,13 @@ def main(argv=None) -> int:
               "model_only_img_s": round(median(measured[b, "model only"]))}
              for b in batch_sizes[1:]]
     # What `mobilenets train --preset seed-cifar10` runs: our input pipeline
-    # and the trainer's fused BatchNorm, same model, optimizer and batch.
-    fused = [{"batch": b, "measure": "ours + fused BN (mobilenets train) end to end",
+    # and the trainer's kernels, same model, optimizer and batch.
+    fused = [{"batch": b, "measure": "ours + our kernels (mobilenets train) end to end",
               "seed_img_s": round(median(measured[b, "seed end to end"])),
               "ours_img_s": round(median(measured[b, "ours+fused end to end"])),
               "ratio": round(per_round_ratio(b, "ours+fused end to end", "seed end to end"), 2),
               "target": f">= {TARGET_RATIO:g}x",
-              "model_only_img_s": round(median(measured[b, "model only, fused BN"]))}
+              "model_only_img_s": round(median(measured[b, "model only, our kernels"]))}
              for b in batch_sizes]
 
     print_rows(rows + extra + fused, f"Training img/s, {ARCH} (seed-cifar10 model), Nadam, medians of "
@@ -246,9 +249,9 @@ def main(argv=None) -> int:
           f"batch {batch_sizes[0]} with this model" + (" (the seed run is model-bound too)."
                                                         if ceiling < TARGET_RATIO else "."))
     f32 = fused[0]
-    print(f"What `mobilenets train` runs (our pipeline + fused BatchNorm) at batch {batch_sizes[0]}: "
+    print(f"What `mobilenets train` runs (our pipeline + our kernels) at batch {batch_sizes[0]}: "
           f"{f32['ratio']}x the seed's end to end ({'met' if f32['ratio'] >= TARGET_RATIO else 'NOT met'}); "
-          f"the fused model alone: {f32['model_only_img_s'] / f32['seed_img_s']:.2f}x.")
+          f"that model alone: {f32['model_only_img_s'] / f32['seed_img_s']:.2f}x.")
     print("ratio = median of per-round ratios (rounds alternate the configurations); "
           "img/s = medians over rounds.")
     if args.json:

@@ -10,9 +10,12 @@ Trains `v1-0.50-32` from scratch on the shared JPEG CIFAR-10 twice, with the
   (the seed's own number) and `--time-budget M`: it trains until the epoch
   that passes M minutes ends;
 * ours: `--preset scratch` (SGD + Nesterov, warm-up + cosine, label
-  smoothing, weight decay, pad-crop + flip, stride-1 stem, batch 128) with
-  `--epochs 200 --time-budget M`: the tool fits the cosine schedule to the
-  budget itself, re-planning after every epoch from the measured epoch time.
+  smoothing, weight decay, pad-crop + flip, stride-1 last downsampling
+  block, batch 128) with `--epochs 200 --time-budget M`: the tool fits the
+  cosine schedule to the budget itself, re-planning after every epoch from
+  the measured epoch time. `--ours-flags "..."` adds `mobilenets train`
+  flags to ours only (e.g. `--stem-stride 1 --last-stride 2`), to measure a
+  variant of the recipe the same way.
 
 Same hardware, same invocation, two ways:
 
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
                    help="which to run, in this order (default seed,ours; one alone needs --sequential)")
     p.add_argument("--cache-dir", type=Path, help="the tool's --cache-dir (default: its own default)")
     p.add_argument("--runs-dir", type=Path, help="where the runs go (default: a new temp dir)")
+    p.add_argument("--ours-flags", default="", metavar="FLAGS",
+                   help="extra `mobilenets train` flags for ours only, e.g. \"--stem-stride 1 --last-stride 2\"")
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = p.parse_args(argv)
     cores = [int(c) for c in args.cores.split(",")]
@@ -131,7 +136,8 @@ def main(argv=None) -> int:
     budget = ["--epochs", str(SEED_EPOCHS), "--time-budget", f"{args.minutes:g}"]
     pin = args.pin and not args.sequential
     results = run_pair({
-        recipe: train_cmd(args, preset, core, runs_dir, recipe, budget, pin)
+        recipe: train_cmd(args, preset, core, runs_dir, recipe,
+                          budget + (shlex.split(args.ours_flags) if recipe == "ours" else []), pin)
         for (recipe, preset), core in zip(recipes.items(), cores)
     }, runs_dir, sequential=args.sequential)
 
@@ -140,7 +146,9 @@ def main(argv=None) -> int:
     for (recipe, preset), core in zip(recipes.items(), cores):
         r, m = results[recipe], results[recipe]["metrics"]
         config = load_json(Path(r["run"]) / "config.json")
-        rows.append({"recipe": recipe, "preset": preset, "core": core if pin else "all",
+        rows.append({"recipe": recipe, "preset": preset,
+                     "flags": args.ours_flags if recipe == "ours" else "",
+                     "core": core if pin else "all",
                      "batch": config["batch_size"], "epochs": r["epochs"],
                      "epoch_s_median": sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
                      if r["epoch_seconds"] else None,
@@ -163,6 +171,7 @@ def main(argv=None) -> int:
     print(f"runs: {runs_dir}")
     if args.json:
         write_json(args.json, {"benchmark": "cifar_recipes", "minutes": args.minutes, "arch": args.arch,
+                               "ours_flags": args.ours_flags,
                                "sequential": args.sequential, "smoke_test": smoke,
                                "environment": with_end_load(env_start), "rows": rows, "runs": results})
     return 0

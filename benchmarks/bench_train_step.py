@@ -1,4 +1,4 @@
-"""Training step images/s of the CIFAR model: Keras BatchNorm against fused, and the strides.
+"""Training step images/s of the CIFAR model: Keras as is against our trainer's kernels, and the strides.
 
     .venv/bin/python benchmarks/bench_train_step.py --rounds 10 --json train_step.json
 
@@ -7,13 +7,17 @@ with the `scratch` preset's optimizer (SGD + Nesterov, weight decay, label
 smoothing), compiled by the trainer's own `_compile`, stepping on one constant
 batch (no input work): the model's own training speed.
 
-* `keras BN`: Keras 3's `BatchNormalization` as is (moments, then separate
-  element-wise passes; the baseline, what `model.fit` does untouched);
-* `fused BN`: the same layers after `mobilenets.train.fuse_batchnorm`
-  (TensorFlow's `FusedBatchNormV3`), which every `mobilenets train` run uses;
-* the stride options for 32 px inputs, all fused: the 'scratch' preset's
-  stride-1 stem, a stride-1 last block instead (`--stem-stride 2
-  --last-stride 1`, the same 2x2 last feature map), and Keras's strides (1x1).
+* `keras`: the preset's model as Keras 3 trains it untouched (the baseline:
+  `BatchNormalization` as separate moments and element-wise passes, 1x1
+  convolutions as `Conv2D`, whose input gradient is TensorFlow's slow
+  `Conv2DBackpropInput` on CPU);
+* `+ fused BN`: after `mobilenets.train.fuse_batchnorm` (`FusedBatchNormV3`);
+* `+ fused BN + matmul 1x1`: also after `mobilenets.train.matmul_pointwise`,
+  what every `mobilenets train` run steps with;
+* the stride options for 32 px inputs, all with both: a stride-1 stem
+  (`--stem-stride 1`), the 'scratch' preset's stride-1 second block
+  (`--block-strides 2,1,2,2`), a stride-1 last block (`2,2,2,1`), and
+  Keras's strides (1x1 last map).
 
 Rounds alternate the configurations so a noisy neighbour hits all of them;
 figures are medians over rounds, and each ratio is the median of per-round
@@ -32,26 +36,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ARCH = "v1-0.50-32"
-# name: (stem stride, last stride, fused BatchNorm)
+# name: (stem stride, block strides, fused BatchNorm, 1x1 convolutions as matmul)
+PRESET = [2, 1, 2, 2]
 CONFIGS = {
-    "stride-1 stem, keras BN": (1, 2, False),
-    "stride-1 stem, fused BN": (1, 2, True),
-    "stride-1 last block, fused BN": (2, 1, True),
-    "keras strides (1x1 last map), fused BN": (2, 2, True),
+    "keras (preset strides)": (2, PRESET, False, False),
+    "+ fused BN": (2, PRESET, True, False),
+    "+ fused BN + matmul 1x1 (mobilenets train)": (2, PRESET, True, True),
+    "stride-1 stem": (1, None, True, True),
+    "stride-1 last block": (2, [2, 2, 2, 1], True, True),
+    "keras strides (1x1 last map)": (2, None, True, True),
 }
 
 
-def build(stem: int, last: int, fused: bool, batch: int):
+def build(stem: int, blocks, fused: bool, matmul: bool, batch: int):
     import numpy as np
     import tensorflow as tf
 
-    from mobilenets.train import TrainConfig, _compile, apply_preset, build_for_config, fuse_batchnorm
+    from mobilenets.train import (TrainConfig, _compile, apply_preset, build_for_config, fuse_batchnorm,
+                                  matmul_pointwise)
 
     cfg = apply_preset(TrainConfig(data="cifar10", arch=ARCH), "scratch")
-    cfg.stem_stride, cfg.last_stride = stem, last
+    cfg.stem_stride, cfg.block_strides = stem, blocks
     model = build_for_config(cfg, 10)
     if fused:
         fuse_batchnorm(model)
+    if matmul:
+        matmul_pointwise(model)
     _compile(model, cfg, steps_per_epoch=350, epochs=30, lr=cfg.learning_rate)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.integers(0, 256, (batch, 32, 32, 3)).astype("float32"))
@@ -78,8 +88,8 @@ def main(argv=None) -> int:
 
     env_start = environment()
     jobs = {}
-    for name, (stem, last, fused) in CONFIGS.items():
-        step, batch = build(stem, last, fused, args.batch_size)
+    for name, (stem, blocks, fused, matmul) in CONFIGS.items():
+        step, batch = build(stem, blocks, fused, matmul, args.batch_size)
         for _ in range(3):  # trace and warm up outside the timed rounds
             rate(step, batch, 1)
         jobs[name] = (step, batch)
@@ -91,10 +101,11 @@ def main(argv=None) -> int:
 
     base = next(iter(CONFIGS))
     rows = []
-    for name, (stem, last, fused) in CONFIGS.items():
-        rows.append({"config": name, "stem_stride": stem, "last_stride": last,
+    for name, (stem, blocks, fused, matmul) in CONFIGS.items():
+        rows.append({"config": name, "stem_stride": stem,
+                     "block_strides": ",".join(map(str, blocks or [2, 2, 2, 2])),
                      "img_s": round(median(measured[name])),
-                     "vs_keras_bn": round(median([a / b for a, b in zip(measured[name], measured[base])]), 2)})
+                     "vs_keras": round(median([a / b for a, b in zip(measured[name], measured[base])]), 2)})
     print_rows(rows, f"Training img/s, {ARCH}, batch {args.batch_size}, constant batch, medians of "
                      f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
     if args.json:

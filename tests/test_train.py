@@ -93,19 +93,32 @@ def test_explicit_flags_beat_the_preset():
     assert cfg.batch_size == 7 and cfg.optimizer == PRESETS["scratch"]["optimizer"]
 
 
-def test_scratch_preset_rewires_last_block_and_batchnorm():
+def test_scratch_preset_rewires_second_block_and_batchnorm():
     cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32"), "scratch")
     model = build_for_config(cfg, 10)
     assert model.get_layer("conv1").strides == (2, 2)
-    # The last stride-2 block keeps its input's 2x2: it pads itself now.
-    assert model.get_layer("conv_dw_12").strides == (1, 1)
-    assert model.get_layer("conv_dw_12").padding == "same"
-    assert model.get_layer("conv_pad_12").output.shape[1:3] == (2, 2)
-    assert model.get_layer("conv_dw_11").strides == (1, 1) and model.get_layer("conv_dw_6").strides == (2, 2)
+    # The second downsampling block keeps its input's 8x8: it pads itself now.
+    assert model.get_layer("conv_dw_4").strides == (1, 1)
+    assert model.get_layer("conv_dw_4").padding == "same"
+    assert model.get_layer("conv_pad_4").output.shape[1:3] == (8, 8)
+    assert [model.get_layer(f"conv_dw_{i}").strides for i in (2, 6, 12)] == [(2, 2)] * 3
+    assert _last_map(model) == (2, 2)
     assert model.get_layer("conv1_bn").momentum == 0.9
-    cfg.stem_stride, cfg.last_stride = 1, 2
+    cfg.stem_stride, cfg.block_strides = 1, None
     model = build_for_config(cfg, 10)
-    assert model.get_layer("conv1").strides == (1, 1) and model.get_layer("conv_dw_12").strides == (2, 2)
+    assert model.get_layer("conv1").strides == (1, 1) and model.get_layer("conv_dw_4").strides == (2, 2)
+
+
+def test_block_strides_of_the_wrong_length_are_one_line_errors(capsys):
+    from mobilenets.errors import MobilenetsError
+
+    cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32"), "scratch")
+    cfg.block_strides = [2, 1]
+    with pytest.raises(MobilenetsError, match=r"take 4 values .* e\.g\. 2,2,2,2\. Received 2,1$"):
+        build_for_config(cfg, 10)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "digits", "--block-strides", "2,3,2,2"])
+    assert e.value.code == 2 and "takes comma-separated 1s and 2s" in capsys.readouterr().err
 
 
 def _cli(*args, env=None):
@@ -199,6 +212,7 @@ def test_face_presets_are_training_configs():
     # Every layer trains from ImageNet with the scratch recipe, at the preset's own stem stride.
     assert cfg.faces and cfg.mode == "scratch" and cfg.init == "imagenet"
     assert (cfg.optimizer, cfg.schedule, cfg.stem_stride) == ("sgd", "cosine", 2)
+    assert cfg.block_strides is None  # Keras's: the emotion figures were measured with them
     assert cfg.augment == {"flip_left_right": True, "random_crop": 0.0, "random_scale": 0.0,
                            "random_brightness": 0.0, "pad_crop": 4}
     cfg = apply_preset(TrainConfig(data="imdb"), "gender")
@@ -241,9 +255,9 @@ def test_scratch_recipe_can_start_from_imagenet_and_keeps_the_weights(keras_home
                        explicit={"init"})
     model = build_for_config(cfg, 7)
     start = build_model("v1-0.25-32", classes=7, weights="imagenet", head="new")
-    # The last block was rewired to stride 1 and BatchNorm to momentum 0.9,
-    # yet the ImageNet weights survived the rebuild.
-    assert model.get_layer("conv_dw_12").strides == (1, 1)
+    # A block was rewired to stride 1 and BatchNorm to momentum 0.9, yet the
+    # ImageNet weights survived the rebuild.
+    assert model.get_layer("conv_dw_4").strides == (1, 1)
     assert model.get_layer("conv_pw_13_bn").momentum == 0.9
     for name in ("conv1", "conv_dw_7", "conv_pw_13_bn"):
         for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
@@ -305,13 +319,14 @@ def test_scratch_recipe_builds_every_generation(arch):
     cfg = apply_preset(TrainConfig(data="x", arch=arch), "scratch")
     model = build_for_config(cfg, 7)
     assert model.output_shape == (None, 7)
-    # A stride-1 last block instead of a stride-1 stem: the same 2x2 last
-    # feature map at 32 px, the same weights, every generation.
-    cfg.stem_stride, cfg.last_stride = 2, 1
-    late = build_for_config(cfg, 7)
-    assert late.output_shape == (None, 7) and late.count_params() == model.count_params()
-    assert _last_map(late) == _last_map(model) == (2, 2)
-    cfg.last_stride = 2
+    # A stride-1 stem instead of a stride-1 block: the same 2x2 last feature
+    # map at 32 px, the same weights, every generation (each has four
+    # downsampling blocks after the stem).
+    cfg.stem_stride, cfg.block_strides = 1, None
+    stem = build_for_config(cfg, 7)
+    assert stem.output_shape == (None, 7) and stem.count_params() == model.count_params()
+    assert _last_map(stem) == _last_map(model) == (2, 2)
+    cfg.stem_stride = 2
     assert _last_map(build_for_config(cfg, 7)) == (1, 1)
 
 
@@ -362,3 +377,40 @@ def test_fused_batchnorm_is_keras_batchnorm_faster(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded.get_layer("bn")) is keras.layers.BatchNormalization
     np.testing.assert_allclose(loaded(x), fused(x), rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_convolutions_as_matmul_are_the_same_layer(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from mobilenets.train import matmul_pointwise
+
+    def model():
+        keras.utils.set_random_seed(1)
+        inp = keras.Input((5, 5, 4))
+        x = keras.layers.Conv2D(6, 1, use_bias=False, name="pw")(inp)
+        x = keras.layers.Conv2D(3, 1, activation="relu", name="pw_bias")(x)  # bias and activation
+        x = keras.layers.Conv2D(3, 3, padding="same", name="k3")(x)  # not 1x1: left alone
+        return keras.Model(inp, x)
+
+    conv, mm = model(), model()
+    assert matmul_pointwise(mm) == 2
+    mm.get_layer("pw_bias").bias.assign(np.linspace(-1, 1, 3))
+    conv.get_layer("pw_bias").bias.assign(np.linspace(-1, 1, 3))
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype("float32"))
+    results = []
+    for m in (conv, mm):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = m(x)
+            loss = tf.reduce_sum(y * y)
+        results.append([y, *tape.gradient(loss, [x] + m.trainable_variables)])
+    for a, b in zip(*results):  # outputs, input gradient, every weight's gradient
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+    # Saved, they are plain Keras Conv2D layers.
+    mm.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("pw")) is keras.layers.Conv2D
+    np.testing.assert_allclose(loaded(x), mm(x), rtol=1e-5, atol=1e-5)
+    # Every pointwise convolution of a MobileNet V1: 13 blocks and the 1x1 classifier.
+    assert matmul_pointwise(build_for_config(TrainConfig(data="x", arch="v1-0.25-32", mode="scratch"), 10)) == 14

@@ -160,7 +160,7 @@ _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
                  "weights", "fine_tune", "fine_tune_epochs", "fine_tune_learning_rate",
-                 "stem_stride", "last_stride", "faces", "init")
+                 "stem_stride", "block_strides", "faces", "init")
 
 
 def _train_config(args, mode: str):
@@ -216,15 +216,25 @@ def _add_retrain(sub):
     p.set_defaults(func=lambda args: _run_training(args, "retrain"))
 
 
+def _strides(text: str) -> list[int]:
+    """`--block-strides 2,1,2,2` as a list of 1s and 2s."""
+    parts = text.split(",")
+    if not all(part.strip() in ("1", "2") for part in parts):
+        raise argparse.ArgumentTypeError(f"takes comma-separated 1s and 2s, e.g. 2,1,2,2. Received {text!r}")
+    return [int(part) for part in parts]
+
+
 def _add_train(sub):
     p = _command(sub, "train", "Train a MobileNet from scratch (e.g. CIFAR-10 at 32x32).",
                  "mobilenets train digits --arch v1-0.25-32 --epochs 5\n"
                  "mobilenets train cifar10:cifar-10-python.tar.gz --arch v1-0.50-32 --preset seed-cifar10")
     _add_training_flags(p, scratch=True)
     p.add_argument("--stem-stride", type=int, choices=[1, 2],
-                   help="stride of the first convolution (the 'scratch' preset uses 1 for small inputs)")
-    p.add_argument("--last-stride", type=int, choices=[1, 2],
-                   help="stride of the last downsampling block (1 keeps 32 px inputs at 2x2 there)")
+                   help="stride of the first convolution (1 keeps 32 px inputs at full size "
+                        "there; the slowest way to keep resolution)")
+    p.add_argument("--block-strides", type=_strides, metavar="S,S,S,S",
+                   help="strides of the four downsampling blocks after the stem (default 2,2,2,2; "
+                        "the 'scratch' preset's 2,1,2,2 ends 32 px inputs at 2x2, not 1x1)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="start every layer from these weights (imagenet or a file; default none) and "
                         "train the whole network, BatchNorm included, with the recipe")

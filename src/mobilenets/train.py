@@ -65,7 +65,7 @@ class TrainConfig:
     fine_tune_epochs: int = 5
     fine_tune_learning_rate: float | None = None  # default learning_rate / 10
     stem_stride: int = 2  # scratch: 1 keeps full resolution in the stem (32 px inputs)
-    last_stride: int = 2  # scratch: 1 makes the last downsampling block keep its resolution
+    block_strides: list[int] | None = None  # scratch: strides of the downsampling blocks after the stem; None: Keras's (all 2)
     bn_momentum: float | None = None  # scratch: None keeps Keras's (0.99 V1/V3, 0.999 V2)
     augment: dict = field(default_factory=dict)  # Augment fields
     validation_percent: float = 10.0
@@ -102,14 +102,15 @@ PRESETS = {
                          stem_stride=2, dropout=1e-3),
     # Ours for small images from scratch: SGD + Nesterov momentum with warm-up
     # and cosine decay, label smoothing, decoupled weight decay, reflect-pad
-    # crop + flip, and a stride-1 last downsampling block so 32 px inputs end
-    # at 2x2, not 1x1. (A stride-1 stem does that too but costs 2x the time
-    # per epoch; in a 10-minute budget on one core it reached 60.9% test to
-    # this one's 69.4%.)
+    # crop + flip, and one downsampling fewer so 32 px inputs end at 2x2, not
+    # 1x1. It is the second block that keeps its resolution: the 128- and
+    # 256-channel blocks then see the 8x8 and 4x4 maps a stride-1 stem would
+    # give them, while the stem's wide 32x32 maps, which cost most of the
+    # time on a CPU, stay 16x16 (benchmarks/bench_cifar_recipes.py).
     "scratch": dict(mode="scratch", optimizer="sgd", learning_rate=0.1, batch_size=128,
                     schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=5e-4,
                     augment={"flip_left_right": True, "pad_crop": 4}, stem_stride=2,
-                    last_stride=1, dropout=0.2, bn_momentum=0.9),
+                    block_strides=[2, 1, 2, 2], dropout=0.2, bn_momentum=0.9),
 }
 
 
@@ -143,7 +144,9 @@ def _face_preset(p) -> dict:
         return dict(mode="retrain", weights=p.weights, **d)
     if p.recipe not in PRESETS:
         raise MobilenetsError(f"face preset {p.name!r}: unknown recipe {p.recipe!r}")
-    return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride}
+    # Face presets keep Keras's block strides: their inputs are not 32 px.
+    return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride,
+            "block_strides": None}
 
 
 # ------------------------------------------------------------------ run dir
@@ -243,20 +246,26 @@ def build_for_config(config: TrainConfig, classes: int):
     init = None if config.init in ("", "none", None) else config.init
     model = build_model(spec, classes=classes, weights=init, head="new" if init else "keras",
                         dropout=config.dropout, preprocessing=True)
-    if config.stem_stride != 2 or config.last_stride != 2 or config.bn_momentum is not None:
-        model = _rewired(model, config.stem_stride, config.bn_momentum, config.last_stride)
+    if config.stem_stride != 2 or config.block_strides or config.bn_momentum is not None:
+        model = _rewired(model, config.stem_stride, config.block_strides, config.bn_momentum)
     return model
 
 
-def _rewired(model, stem_stride: int, bn_momentum: float | None, last_stride: int = 2):
+def _rewired(model, stem_stride: int, block_strides: "list[int] | None", bn_momentum: float | None):
     """Rebuild `model` with other strides and/or BatchNorm momentum.
 
-    A stride-1 stem keeps 32 px inputs from shrinking to 1x1 before the last
-    blocks; so does a stride-1 last downsampling block, at a quarter of the
-    cost (the early, wide feature maps stay small). A lower momentum lets
-    BatchNorm's moving statistics catch up in short schedules (Keras's
-    0.99/0.999 lag behind for the first ~1000 steps). None of it changes a
-    weight's shape, so the weights carry over.
+    Args:
+        stem_stride: the first convolution's stride.
+        block_strides: the stride of each downsampling block after the stem
+            (the depthwise convolutions Keras builds with stride 2), in
+            order; None keeps them all at 2. Every MobileNet has four.
+        bn_momentum: every BatchNorm's momentum; None keeps Keras's.
+
+    A stride of 1 instead of 2 keeps 32 px inputs from shrinking to 1x1
+    before the last blocks. A lower momentum lets BatchNorm's moving
+    statistics catch up in short schedules (Keras's 0.99/0.999 lag behind for
+    the first ~1000 steps). None of it changes a weight's shape, so the
+    weights carry over.
     """
     import keras
 
@@ -264,16 +273,24 @@ def _rewired(model, stem_stride: int, bn_momentum: float | None, last_stride: in
     layers = cfg["layers"]
     stem = next(layer for layer in layers if layer["class_name"] == "Conv2D")
     stem["config"]["strides"] = [stem_stride, stem_stride]
-    if last_stride != 2:
-        last = [layer for layer in layers if layer["class_name"] == "DepthwiseConv2D"
-                and tuple(layer["config"]["strides"]) == (2, 2)][-1]
-        last["config"]["strides"] = [last_stride, last_stride]
-        # Keras pads stride-2 blocks explicitly (ZeroPadding2D, then a 'valid'
-        # convolution); at stride 1 the convolution pads itself instead.
-        pad = _input_layer(layers, last)
-        if pad is not None and pad["class_name"] == "ZeroPadding2D":
-            pad["config"]["padding"] = [[0, 0], [0, 0]]
-            last["config"]["padding"] = "same"
+    blocks = [layer for layer in layers if layer["class_name"] == "DepthwiseConv2D"
+              and tuple(layer["config"]["strides"]) == (2, 2)]
+    if block_strides:
+        if len(block_strides) != len(blocks) or any(s not in (1, 2) for s in block_strides):
+            raise MobilenetsError(
+                f"block strides take {len(blocks)} values of 1 or 2 for this model (one per "
+                f"downsampling block after the stem), e.g. {','.join(['2'] * len(blocks))}. "
+                f"Received {','.join(map(str, block_strides))}")
+        for layer, stride in zip(blocks, block_strides):
+            if stride == 2:
+                continue
+            layer["config"]["strides"] = [stride, stride]
+            # Keras pads stride-2 blocks explicitly (ZeroPadding2D, then a
+            # 'valid' convolution); at stride 1 the convolution pads itself.
+            pad = _input_layer(layers, layer)
+            if pad is not None and pad["class_name"] == "ZeroPadding2D":
+                pad["config"]["padding"] = [[0, 0], [0, 0]]
+                layer["config"]["padding"] = "same"
     for layer in layers:
         if layer["class_name"] == "BatchNormalization" and bn_momentum is not None:
             layer["config"]["momentum"] = bn_momentum
@@ -324,6 +341,47 @@ def _fused_call(layer, keras_call):
         layer.moving_mean.assign(layer.moving_mean * m + mean * (1.0 - m))
         layer.moving_variance.assign(layer.moving_variance * m + variance * (1.0 - m))
         return y
+
+    return call
+
+
+def matmul_pointwise(model) -> int:
+    """Run `model`'s 1x1 convolutions as matrix products.
+
+    A 1x1, stride-1 convolution is a matrix product over the pixels, and
+    TensorFlow's CPU kernels know it going forward but not backward:
+    `Conv2DBackpropInput` took 125 of a 228 ms training step of the CIFAR
+    model (v1-0.50-32, batch 128; its forward `Conv2D` 16 ms). As a
+    `MatMul`, both gradients are matrix products too: the step runs 1.5-2x
+    faster (`benchmarks/bench_train_step.py`). Same weights, same maths;
+    the layers stay Keras `Conv2D`, so saved models load anywhere.
+
+    Returns:
+        How many layers now run as matrix products.
+    """
+    import keras
+
+    done = 0
+    for layer in model.layers:
+        if (type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (1, 1)
+                and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+                and layer.groups == 1 and layer.data_format == "channels_last"):
+            layer.call = _matmul_call(layer)
+            done += 1
+    return done
+
+
+def _matmul_call(layer):
+    import tensorflow as tf
+
+    def call(inputs):
+        kernel = tf.cast(layer.kernel.value, inputs.dtype)
+        cin, cout = kernel.shape[2], kernel.shape[3]
+        y = tf.matmul(tf.reshape(inputs, [-1, cin]), tf.reshape(kernel, [cin, cout]))
+        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [cout]], 0))
+        if layer.use_bias:
+            y = y + tf.cast(layer.bias.value, y.dtype)
+        return layer.activation(y) if layer.activation is not None else y
 
     return call
 
@@ -560,6 +618,7 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
         else:
             _compile(model, config, steps, epochs, lr)
     fuse_batchnorm(model)
+    matmul_pointwise(model)
     if initial < epochs:
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
         callbacks = _epoch_callbacks(run, phase, state, config, started)
