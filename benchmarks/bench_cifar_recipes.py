@@ -10,11 +10,10 @@ Trains `v1-0.50-32` from scratch on the shared JPEG CIFAR-10 twice, with the
   (the seed's own number) and `--time-budget M`: it trains until the epoch
   that passes M minutes ends;
 * ours: `--preset scratch` (SGD + Nesterov, warm-up + cosine, label
-  smoothing, weight decay, pad-crop + flip, stride-1 last downsampling
-  block, batch 128) with `--epochs 200 --time-budget M`: the tool fits the
+  smoothing, weight decay, pad-crop + flip, stride-1 stem, batch 128) with `--epochs 200 --time-budget M`: the tool fits the
   cosine schedule to the budget itself, re-planning after every epoch from
   the measured epoch time. `--ours-flags "..."` adds `mobilenets train`
-  flags to ours only (e.g. `--stem-stride 1 --last-stride 2`), to measure a
+  flags to ours only (e.g. `--stem-stride 2 --block-strides 2,1,2,2`), to measure a
   variant of the recipe the same way.
 
 Same hardware, same invocation, two ways:
@@ -113,7 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path, help="the tool's --cache-dir (default: its own default)")
     p.add_argument("--runs-dir", type=Path, help="where the runs go (default: a new temp dir)")
     p.add_argument("--ours-flags", default="", metavar="FLAGS",
-                   help="extra `mobilenets train` flags for ours only, e.g. \"--stem-stride 1 --last-stride 2\"")
+                   help="extra `mobilenets train` flags for ours only, e.g. \"--stem-stride 2 --block-strides 2,1,2,2\"")
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = p.parse_args(argv)
     cores = [int(c) for c in args.cores.split(",")]

@@ -14,14 +14,18 @@ batch (no input work): the model's own training speed.
 * `+ fused BN`: after `mobilenets.train.fuse_batchnorm` (`FusedBatchNormV3`);
 * `+ fused BN + matmul 1x1`: also after `mobilenets.train.matmul_pointwise`,
   what every `mobilenets train` run steps with;
-* the stride options for 32 px inputs, all with both: a stride-1 stem
-  (`--stem-stride 1`), the 'scratch' preset's stride-1 second block
-  (`--block-strides 2,1,2,2`), a stride-1 last block (`2,2,2,1`), and
-  Keras's strides (1x1 last map).
+* the stride options for 32 px inputs, all with both: the 'scratch'
+  preset's stride-1 stem, a stride-1 second block instead (`--stem-stride 2
+  --block-strides 2,1,2,2`, the same 2x2 last map), a stride-1 last block
+  (`2,2,2,1`), and Keras's strides (1x1 last map).
 
 Rounds alternate the configurations so a noisy neighbour hits all of them;
 figures are medians over rounds, and each ratio is the median of per-round
 ratios against the first configuration.
+
+`--profile` also traces a few steps of each configuration with TensorFlow's
+profiler and prints the ops that take the time (how `Conv2DBackpropInput`
+was found to take over half of the step).
 """
 
 from __future__ import annotations
@@ -37,12 +41,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ARCH = "v1-0.50-32"
 # name: (stem stride, block strides, fused BatchNorm, 1x1 convolutions as matmul)
-PRESET = [2, 1, 2, 2]
 CONFIGS = {
-    "keras (preset strides)": (2, PRESET, False, False),
-    "+ fused BN": (2, PRESET, True, False),
-    "+ fused BN + matmul 1x1 (mobilenets train)": (2, PRESET, True, True),
-    "stride-1 stem": (1, None, True, True),
+    "keras (preset: stride-1 stem)": (1, None, False, False),
+    "+ fused BN": (1, None, True, False),
+    "+ fused BN + matmul 1x1 (mobilenets train)": (1, None, True, True),
+    "stride-1 second block": (2, [2, 1, 2, 2], True, True),
     "stride-1 last block": (2, [2, 2, 2, 1], True, True),
     "keras strides (1x1 last map)": (2, None, True, True),
 }
@@ -78,11 +81,43 @@ def rate(step, batch, steps: int) -> float:
     return steps * int(batch[0].shape[0]) / (time.perf_counter() - t)
 
 
+def op_times(step, batch, steps: int = 5, top: int = 8) -> list[tuple[str, float]]:
+    """The `top` TensorFlow ops by time inside one training step (ms per step)."""
+    import collections
+    import tempfile
+    from pathlib import Path
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    logdir = tempfile.mkdtemp(prefix="bench_train_step-")
+    tf.profiler.experimental.start(logdir)
+    rate(step, batch, steps)
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    per_op: collections.Counter = collections.Counter()
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if name and name[0].isupper() and "::" not in name and " " not in name:
+                    per_op[name] += event.duration_ps
+    # What is left after the wrappers around the whole step are the kernels.
+    wrappers = ("Run", "Process", "ParallelFor", "FunctionRun", "EagerExecute", "EagerKernelExecute",
+                "EagerCopyToDevice", "ValidateInputTypeAndPlacement")
+    ops = [(n, t / 1e9 / steps) for n, t in per_op.most_common()
+           if n not in wrappers and not n.startswith("TFE_")]
+    return ops[:top]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-size", type=int, default=128, help="the 'scratch' preset's")
     p.add_argument("--steps", type=int, default=8, help="steps per timed window")
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--profile", action="store_true", help="also print each configuration's slowest ops")
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = p.parse_args(argv)
 
@@ -108,10 +143,16 @@ def main(argv=None) -> int:
                      "vs_keras": round(median([a / b for a, b in zip(measured[name], measured[base])]), 2)})
     print_rows(rows, f"Training img/s, {ARCH}, batch {args.batch_size}, constant batch, medians of "
                      f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
+    profiles = {}
+    if args.profile:
+        for name, (step, batch) in jobs.items():
+            profiles[name] = op_times(step, batch)
+            print(f"\n{name}: ms per step (profiled, so slower than above): "
+                  + ", ".join(f"{op} {ms:.1f}" for op, ms in profiles[name]))
     if args.json:
         write_json(args.json, {"benchmark": "train_step", "arch": ARCH, "batch": args.batch_size,
                                "rounds": args.rounds, "environment": with_end_load(env_start),
-                               "rows": rows, "measured": measured})
+                               "rows": rows, "measured": measured, "profiles": profiles})
     return 0
 
 

@@ -93,20 +93,21 @@ def test_explicit_flags_beat_the_preset():
     assert cfg.batch_size == 7 and cfg.optimizer == PRESETS["scratch"]["optimizer"]
 
 
-def test_scratch_preset_rewires_second_block_and_batchnorm():
+def test_scratch_preset_rewires_stem_and_batchnorm():
     cfg = apply_preset(TrainConfig(data="x", arch="v1-0.25-32"), "scratch")
     model = build_for_config(cfg, 10)
+    assert model.get_layer("conv1").strides == (1, 1)
+    assert _last_map(model) == (2, 2)
+    assert model.get_layer("conv1_bn").momentum == 0.9
+    # Or a block keeps its resolution instead: its input's 8x8 (it pads itself now).
+    cfg.stem_stride, cfg.block_strides = 2, [2, 1, 2, 2]
+    model = build_for_config(cfg, 10)
     assert model.get_layer("conv1").strides == (2, 2)
-    # The second downsampling block keeps its input's 8x8: it pads itself now.
     assert model.get_layer("conv_dw_4").strides == (1, 1)
     assert model.get_layer("conv_dw_4").padding == "same"
     assert model.get_layer("conv_pad_4").output.shape[1:3] == (8, 8)
     assert [model.get_layer(f"conv_dw_{i}").strides for i in (2, 6, 12)] == [(2, 2)] * 3
     assert _last_map(model) == (2, 2)
-    assert model.get_layer("conv1_bn").momentum == 0.9
-    cfg.stem_stride, cfg.block_strides = 1, None
-    model = build_for_config(cfg, 10)
-    assert model.get_layer("conv1").strides == (1, 1) and model.get_layer("conv_dw_4").strides == (2, 2)
 
 
 def test_block_strides_of_the_wrong_length_are_one_line_errors(capsys):
@@ -255,9 +256,9 @@ def test_scratch_recipe_can_start_from_imagenet_and_keeps_the_weights(keras_home
                        explicit={"init"})
     model = build_for_config(cfg, 7)
     start = build_model("v1-0.25-32", classes=7, weights="imagenet", head="new")
-    # A block was rewired to stride 1 and BatchNorm to momentum 0.9, yet the
+    # The stem was rewired to stride 1 and BatchNorm to momentum 0.9, yet the
     # ImageNet weights survived the rebuild.
-    assert model.get_layer("conv_dw_4").strides == (1, 1)
+    assert model.get_layer("conv1").strides == (1, 1)
     assert model.get_layer("conv_pw_13_bn").momentum == 0.9
     for name in ("conv1", "conv_dw_7", "conv_pw_13_bn"):
         for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
@@ -319,14 +320,14 @@ def test_scratch_recipe_builds_every_generation(arch):
     cfg = apply_preset(TrainConfig(data="x", arch=arch), "scratch")
     model = build_for_config(cfg, 7)
     assert model.output_shape == (None, 7)
-    # A stride-1 stem instead of a stride-1 block: the same 2x2 last feature
+    # A stride-1 block instead of a stride-1 stem: the same 2x2 last feature
     # map at 32 px, the same weights, every generation (each has four
     # downsampling blocks after the stem).
-    cfg.stem_stride, cfg.block_strides = 1, None
-    stem = build_for_config(cfg, 7)
-    assert stem.output_shape == (None, 7) and stem.count_params() == model.count_params()
-    assert _last_map(stem) == _last_map(model) == (2, 2)
-    cfg.stem_stride = 2
+    cfg.stem_stride, cfg.block_strides = 2, [2, 2, 2, 1]
+    late = build_for_config(cfg, 7)
+    assert late.output_shape == (None, 7) and late.count_params() == model.count_params()
+    assert _last_map(late) == _last_map(model) == (2, 2)
+    cfg.block_strides = None
     assert _last_map(build_for_config(cfg, 7)) == (1, 1)
 
 
