@@ -101,14 +101,12 @@ def op_times(step, batch, steps: int = 5, top: int = 8) -> list[tuple[str, float
         names = {k: v.name for k, v in plane.event_metadata.items()}
         for line in plane.lines:
             for event in line.events:
-                name = names.get(event.metadata_id, "")
-                if name and name[0].isupper() and "::" not in name and " " not in name:
-                    per_op[name] += event.duration_ps
-    # What is left after the wrappers around the whole step are the kernels.
-    wrappers = ("Run", "Process", "ParallelFor", "FunctionRun", "EagerExecute", "EagerKernelExecute",
-                "EagerCopyToDevice", "ValidateInputTypeAndPlacement")
-    ops = [(n, t / 1e9 / steps) for n, t in per_op.most_common()
-           if n not in wrappers and not n.startswith("TFE_")]
+                # Kernels are named "<node>:<op type>" (e.g. "AddN_49:AddN").
+                node, _, op = names.get(event.metadata_id, "").partition(":")
+                if node and op and ":" not in op:
+                    per_op[op] += event.duration_ps
+    ops = [("(whole step)" if n.strip().startswith("__inference") else n, t / 1e9 / steps)
+           for n, t in per_op.most_common()]
     return ops[:top]
 
 
