@@ -93,18 +93,17 @@ def new_model(classes: int, fused: bool = False):
 
     With `fused`, BatchNorm trains with TensorFlow's fused kernel and the 1x1
     convolutions run as matrix products, as in every `mobilenets train` run
-    (`mobilenets.train.fuse_batchnorm`, `matmul_pointwise`).
+    (`mobilenets.train.training_kernels`).
     """
     import keras
 
-    from mobilenets.train import TrainConfig, apply_preset, build_for_config, fuse_batchnorm, matmul_pointwise
+    from mobilenets.train import TrainConfig, apply_preset, build_for_config, training_kernels
 
     keras.utils.set_random_seed(0)
     config = apply_preset(TrainConfig(data="cifar10", arch=ARCH, mode="scratch"), "seed-cifar10")
     model = build_for_config(config, classes)
     if fused:
-        fuse_batchnorm(model)
-        matmul_pointwise(model)
+        training_kernels(model)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Nadam(1e-3),
                   metrics=["accuracy"])
     return model
