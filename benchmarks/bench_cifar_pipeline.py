@@ -12,8 +12,8 @@ shift=10))`: the same augmentation as batched TF ops inside tf.data.
 Both feed the same model (`v1-0.50-32`, the `seed-cifar10` preset's model,
 built by `mobilenets.train.build_for_config`), the same loss and optimizer
 (categorical cross-entropy, Nadam 1e-3), at the same batch size, from the
-same uint8 training array (the shared JPEG CIFAR-10, 45,000 train images),
-in this one process. For each batch size it measures:
+same uint8 training array (the shared JPEG CIFAR-10, 45,000 train images).
+For each batch size it measures:
 
 * end to end: `model.fit` img/s over a window of steps after warm-up steps
   (a callback timestamps every batch), for each pipeline;
@@ -21,13 +21,18 @@ in this one process. For each batch size it measures:
 * model only: `fit` on one constant batch repeated (no augmentation, no
   input work): the ceiling any input pipeline can reach with this model;
 * ours + our kernels, and its model only: what `mobilenets train --preset
-  seed-cifar10` runs, our pipeline feeding the same model with BatchNorm on
-  TensorFlow's fused kernel (`mobilenets.train.fuse_batchnorm`) and the 1x1
-  convolutions as matrix products (`mobilenets.train.matmul_pointwise`).
+  seed-cifar10` runs, our pipeline feeding the same model with the
+  trainer's kernels (`mobilenets.train.training_kernels`: BatchNorm fused,
+  1x1 convolutions as matrix products, the depthwise filter gradient of
+  tiny maps written out) and TensorFlow's oneDNN kernels on, as the CLI sets
+  them (`TF_ENABLE_ONEDNN_OPTS=1`).
 
-Rounds alternate the configurations so a noisy neighbour hits all of them;
-figures are medians over rounds and the ratio is the median of per-round
-ratios. Target: ours >= 3x the seed pipeline end to end.
+Every round runs two fresh processes one after the other: the seed's rows
+(and ours with Keras's kernels) with TensorFlow's defaults, as the seed's
+script gets them, then what `mobilenets train` runs, with oneDNN on (a
+process picks that before TensorFlow loads). Figures are medians over
+rounds and each ratio is the median of per-round ratios. Target: ours >= 3x
+the seed pipeline end to end.
 """
 
 from __future__ import annotations
@@ -144,6 +149,101 @@ def pull_rate(next_batch, batch_size: int, warmup: int, steps: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
+# Which process measures what. The seed's rows run with TensorFlow's defaults,
+# as the seed article's script would; what `mobilenets train` runs needs the
+# oneDNN kernels the CLI turns on (`TF_ENABLE_ONEDNN_OPTS=1`), which a process
+# can only choose before TensorFlow loads. (oneDNN off is TensorFlow's default
+# on AVX2 CPUs like these; with it on, Keras's own depthwise filter gradient
+# is ~10x slower on 2x2 and 1x1 maps, so it would handicap the seed.)
+GROUPS = {
+    "seed": ["seed pipeline only", "ours pipeline only", "seed end to end", "ours end to end",
+             "model only"],
+    "trainer": ["ours+fused end to end", "model only, our kernels"],
+}
+
+
+def build_jobs(group: str, images, labels, classes: int, batch_sizes, window: int, warm: int) -> dict:
+    """(batch, name) -> callable giving one measurement (img/s), traced and warm."""
+    import numpy as np
+
+    onehot = np.eye(classes, dtype="float32")[labels]
+    images_f32 = images.astype("float32")
+    jobs = {}
+    for b in batch_sizes:
+        steps = max(20, round(window / b))
+        traced = []
+        if group == "seed":
+            seed_iter = seed_batches(images_f32, onehot, b)
+            ours_iter = iter(our_batches(images, labels, classes, b))
+            m_seed, m_ours, m_const = new_model(classes), new_model(classes), new_model(classes)
+            seed_fit = seed_batches(images_f32, onehot, b, seed=1)
+            ours_fit = our_batches(images, labels, classes, b, seed=1)
+            const = constant_batches(images, onehot, b)
+            jobs[b, "seed pipeline only"] = lambda it=seed_iter, b=b, s=steps: pull_rate(
+                lambda: next(it), b, warm, s)
+            jobs[b, "ours pipeline only"] = lambda it=ours_iter, b=b, s=steps: pull_rate(
+                lambda: next(it), b, warm, s)
+            jobs[b, "seed end to end"] = lambda m=m_seed, d=seed_fit, b=b, s=steps: fit_rate(m, d, b, warm, s)
+            jobs[b, "ours end to end"] = lambda m=m_ours, d=ours_fit, b=b, s=steps: fit_rate(m, d, b, warm, s)
+            jobs[b, "model only"] = lambda m=m_const, d=const, b=b, s=steps: fit_rate(m, d, b, warm, s)
+            traced = [(m_seed, seed_fit), (m_ours, ours_fit), (m_const, const)]
+        else:
+            m_trainer, m_const_fused = new_model(classes, fused=True), new_model(classes, fused=True)
+            trainer_fit = our_batches(images, labels, classes, b, seed=2)
+            const = constant_batches(images, onehot, b)
+            jobs[b, "ours+fused end to end"] = lambda m=m_trainer, d=trainer_fit, b=b, s=steps: fit_rate(
+                m, d, b, warm, s)
+            jobs[b, "model only, our kernels"] = lambda m=m_const_fused, d=const, b=b, s=steps: fit_rate(
+                m, d, b, warm, s)
+            traced = [(m_trainer, trainer_fit), (m_const_fused, const)]
+        for m, d in traced:  # trace every train function once, outside the timed windows
+            m.fit(d, steps_per_epoch=3, epochs=1, verbose=0)
+    return jobs
+
+
+def worker(args, batch_sizes) -> int:
+    """One round of one group's configurations, written as JSON to `args.worker_out`."""
+    import json
+
+    import tensorflow as tf  # noqa: F401 - import before timing anything
+
+    from mobilenets.data import cache_home
+    from mobilenets.train import onednn_enabled
+
+    images, labels, classes = load_train(args.data, args.cache_dir or cache_home() / "images")
+    jobs = build_jobs(args.worker, images, labels, classes, batch_sizes, args.window_images,
+                      args.warmup_steps)
+    out = {"onednn": onednn_enabled(), "images": len(images), "rates": []}
+    for (b, name), job in jobs.items():
+        out["rates"].append([b, name, job()])
+        log(f"round {args.round}: batch {b} {name}: {out['rates'][-1][2]:.0f} img/s "
+            f"(oneDNN {'on' if out['onednn'] else 'off'})")
+    Path(args.worker_out).write_text(json.dumps(out))
+    return 0
+
+
+def run_worker(args, group: str, round_no: int) -> dict:
+    """Measure `group` once in a fresh process with that group's TensorFlow settings."""
+    import json
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ)
+    if group == "trainer":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # as the mobilenets CLI sets it
+    else:
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's default
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, __file__, "--worker", group, "--worker-out", str(out), "--round", str(round_no),
+               "--data", str(args.data), "--batch-sizes", args.batch_sizes,
+               "--window-images", str(args.window_images), "--warmup-steps", str(args.warmup_steps)]
+        if args.cache_dir:
+            cmd += ["--cache-dir", str(args.cache_dir)]
+        subprocess.run(cmd, env=env, check=True)
+        return json.loads(out.read_text())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpg.tar.gz")
@@ -156,58 +256,23 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path,
                    help="keep the decoded training array here (default: the tool's cache)")
     p.add_argument("--json", metavar="OUT", help="also write all rows as JSON")
+    p.add_argument("--worker", choices=sorted(GROUPS), help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+    p.add_argument("--round", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    if args.worker:
+        return worker(args, batch_sizes)
 
     env_start = environment()  # load average before this run's own work
-    import numpy as np
-    import tensorflow as tf  # noqa: F401 - import before timing anything
-
-    from mobilenets.data import cache_home
-
-    cache = args.cache_dir or cache_home() / "images"
-    log(f"loading {args.data} (decoded arrays cached in {cache})")
-    images, labels, classes = load_train(args.data, cache)
-    onehot = np.eye(classes, dtype="float32")[labels]
-    images_f32 = images.astype("float32")
-    log(f"{len(images)} training images {images.shape[1:]}")
-
-    # Configurations: (batch, name) -> callable giving one measurement (img/s).
-    jobs = {}
-    for b in batch_sizes:
-        steps = max(20, round(args.window_images / b))
-        warm = args.warmup_steps
-        seed_iter = seed_batches(images_f32, onehot, b)
-        ours_iter = iter(our_batches(images, labels, classes, b))
-        m_seed, m_ours, m_const = new_model(classes), new_model(classes), new_model(classes)
-        m_trainer, m_const_fused = new_model(classes, fused=True), new_model(classes, fused=True)
-        seed_fit = seed_batches(images_f32, onehot, b, seed=1)
-        ours_fit = our_batches(images, labels, classes, b, seed=1)
-        trainer_fit = our_batches(images, labels, classes, b, seed=2)
-        const = constant_batches(images, onehot, b)
-        jobs[b, "seed pipeline only"] = lambda it=seed_iter, b=b, s=steps, w=warm: pull_rate(
-            lambda: next(it), b, w, s)
-        jobs[b, "ours pipeline only"] = lambda it=ours_iter, b=b, s=steps, w=warm: pull_rate(
-            lambda: next(it), b, w, s)
-        jobs[b, "seed end to end"] = lambda m=m_seed, d=seed_fit, b=b, s=steps, w=warm: fit_rate(
-            m, d, b, w, s)
-        jobs[b, "ours end to end"] = lambda m=m_ours, d=ours_fit, b=b, s=steps, w=warm: fit_rate(
-            m, d, b, w, s)
-        jobs[b, "ours+fused end to end"] = lambda m=m_trainer, d=trainer_fit, b=b, s=steps, w=warm: fit_rate(
-            m, d, b, w, s)
-        jobs[b, "model only"] = lambda m=m_const, d=const, b=b, s=steps, w=warm: fit_rate(m, d, b, w, s)
-        jobs[b, "model only, our kernels"] = lambda m=m_const_fused, d=const, b=b, s=steps, w=warm: fit_rate(
-            m, d, b, w, s)
-        # Trace every train function once, outside the timed rounds.
-        for m, d in ((m_seed, seed_fit), (m_ours, ours_fit), (m_const, const), (m_trainer, trainer_fit),
-                     (m_const_fused, const)):
-            m.fit(d, steps_per_epoch=3, epochs=1, verbose=0)
-
-    measured: dict = {key: [] for key in jobs}
+    measured: dict = {(b, name): [] for b in batch_sizes for names in GROUPS.values() for name in names}
+    onednn = {}
     for r in range(args.rounds):
-        for key, job in jobs.items():
-            measured[key].append(job())
-            log(f"round {r + 1}: batch {key[0]} {key[1]}: {measured[key][-1]:.0f} img/s")
+        for group in GROUPS:
+            result = run_worker(args, group, r + 1)
+            onednn[group] = result["onednn"]
+            for b, name, v in result["rates"]:
+                measured[b, name].append(v)
 
     def per_round_ratio(b, a_name, b_name):
         return median([x / y for x, y in zip(measured[b, a_name], measured[b, b_name])])
@@ -239,7 +304,9 @@ def main(argv=None) -> int:
              for b in batch_sizes]
 
     print_rows(rows + extra + fused, f"Training img/s, {ARCH} (seed-cifar10 model), Nadam, medians of "
-                             f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
+                             f"{args.rounds} rounds ({os.cpu_count()} CPUs; oneDNN: seed "
+                             f"{'on' if onednn['seed'] else 'off'}, mobilenets train "
+                             f"{'on' if onednn['trainer'] else 'off'})")
     ceiling = b32["model_only_img_s"] / b32["seed_img_s"]
     print(f"\ntarget: ours >= {TARGET_RATIO:g}x the seed pipeline end to end at batch "
           f"{batch_sizes[0]}: {'met' if b32['ratio'] >= TARGET_RATIO else 'NOT met'} ({b32['ratio']}x).")
@@ -251,13 +318,13 @@ def main(argv=None) -> int:
     print(f"What `mobilenets train` runs (our pipeline + our kernels) at batch {batch_sizes[0]}: "
           f"{f32['ratio']}x the seed's end to end ({'met' if f32['ratio'] >= TARGET_RATIO else 'NOT met'}); "
           f"that model alone: {f32['model_only_img_s'] / f32['seed_img_s']:.2f}x.")
-    print("ratio = median of per-round ratios (rounds alternate the configurations); "
+    print("ratio = median of per-round ratios (each round measures every configuration); "
           "img/s = medians over rounds.")
     if args.json:
         raw = [{"batch": b, "config": name, "img_s": [round(v, 1) for v in vals]}
                for (b, name), vals in measured.items()]
         write_json(args.json, {"benchmark": "cifar_pipeline", "arch": ARCH, "data": str(args.data),
-                               "environment": with_end_load(env_start), "rows": rows + extra, "raw": raw,
+                               "environment": with_end_load(env_start), "rows": rows + extra + fused, "raw": raw, "onednn": onednn,
                                "window_images": args.window_images, "warmup_steps": args.warmup_steps})
     return 0
 

@@ -12,12 +12,20 @@ batch (no input work): the model's own training speed.
   convolutions as `Conv2D`, whose input gradient is TensorFlow's slow
   `Conv2DBackpropInput` on CPU);
 * `+ fused BN`: after `mobilenets.train.fuse_batchnorm` (`FusedBatchNormV3`);
-* `+ fused BN + matmul 1x1`: also after `mobilenets.train.matmul_pointwise`,
+* `+ fused BN + matmul 1x1`: also after `mobilenets.train.matmul_pointwise`;
+* `+ tiny-map depthwise`: also after `mobilenets.train.depthwise_small_maps`
+  (oneDNN's depthwise filter gradient is ~10x slow on 2x2 and 1x1 maps),
   what every `mobilenets train` run steps with;
-* the stride options for 32 px inputs, all with both: the 'scratch'
-  preset's stride-1 stem, a stride-1 second block instead (`--stem-stride 2
-  --block-strides 2,1,2,2`, the same 2x2 last map), a stride-1 last block
-  (`2,2,2,1`), and Keras's strides (1x1 last map).
+* the stride options for 32 px inputs, all with our kernels: the 'scratch'
+  preset's stride-1 stem, a stride-2 stem with a stride-1 first block
+  (`--stem-stride 2 --block-strides 1,2,2,2`: the same maps from the second
+  block on), a stride-1 second block (`2,1,2,2`, the same 2x2 last map), and
+  Keras's strides (1x1 last map, the seed's model), also with Keras's kernels.
+
+TensorFlow's oneDNN kernels are on, as the `mobilenets` CLI runs
+(`TF_ENABLE_ONEDNN_OPTS=1`; TensorFlow's own default turns them on only on
+AVX-512-class CPUs). Run with `TF_ENABLE_ONEDNN_OPTS=0` to see TensorFlow's
+plain kernels.
 
 Rounds alternate the configurations so a noisy neighbour hits all of them;
 figures are medians over rounds, and each ratio is the median of per-round
@@ -38,33 +46,39 @@ from _common import environment, log, median, print_rows, with_end_load, write_j
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the mobilenets CLI runs; 0 to compare
 
 ARCH = "v1-0.50-32"
-# name: (stem stride, block strides, fused BatchNorm, 1x1 convolutions as matmul)
+# name: (stem stride, block strides, kernels: f = fused BatchNorm, m = 1x1
+# convolutions as matmul, d = written-out depthwise filter gradient on tiny maps)
 CONFIGS = {
-    "keras (preset: stride-1 stem)": (1, None, False, False),
-    "+ fused BN": (1, None, True, False),
-    "+ fused BN + matmul 1x1 (mobilenets train)": (1, None, True, True),
-    "stride-1 second block": (2, [2, 1, 2, 2], True, True),
-    "stride-1 last block": (2, [2, 2, 2, 1], True, True),
-    "keras strides (1x1 last map)": (2, None, True, True),
+    "keras (preset: stride-1 stem)": (1, None, ""),
+    "+ fused BN": (1, None, "f"),
+    "+ fused BN + matmul 1x1": (1, None, "fm"),
+    "+ tiny-map depthwise (mobilenets train)": (1, None, "fmd"),
+    "stride-2 stem, stride-1 first block": (2, [1, 2, 2, 2], "fmd"),
+    "stride-1 second block": (2, [2, 1, 2, 2], "fmd"),
+    "keras strides (1x1 last map), keras kernels": (2, None, ""),
+    "keras strides (1x1 last map)": (2, None, "fmd"),
 }
 
 
-def build(stem: int, blocks, fused: bool, matmul: bool, batch: int):
+def build(stem: int, blocks, kernels: str, batch: int):
     import numpy as np
     import tensorflow as tf
 
-    from mobilenets.train import (TrainConfig, _compile, apply_preset, build_for_config, fuse_batchnorm,
-                                  matmul_pointwise)
+    from mobilenets.train import (TrainConfig, _compile, apply_preset, build_for_config, depthwise_small_maps,
+                                  fuse_batchnorm, matmul_pointwise)
 
     cfg = apply_preset(TrainConfig(data="cifar10", arch=ARCH), "scratch")
     cfg.stem_stride, cfg.block_strides = stem, blocks
     model = build_for_config(cfg, 10)
-    if fused:
+    if "f" in kernels:
         fuse_batchnorm(model)
-    if matmul:
+    if "m" in kernels:
         matmul_pointwise(model)
+    if "d" in kernels:
+        depthwise_small_maps(model)
     _compile(model, cfg, steps_per_epoch=350, epochs=30, lr=cfg.learning_rate)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.integers(0, 256, (batch, 32, 32, 3)).astype("float32"))
@@ -119,10 +133,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = p.parse_args(argv)
 
+    from mobilenets.train import onednn_enabled
+
     env_start = environment()
     jobs = {}
-    for name, (stem, blocks, fused, matmul) in CONFIGS.items():
-        step, batch = build(stem, blocks, fused, matmul, args.batch_size)
+    for name, (stem, blocks, kernels) in CONFIGS.items():
+        step, batch = build(stem, blocks, kernels, args.batch_size)
         for _ in range(3):  # trace and warm up outside the timed rounds
             rate(step, batch, 1)
         jobs[name] = (step, batch)
@@ -134,13 +150,14 @@ def main(argv=None) -> int:
 
     base = next(iter(CONFIGS))
     rows = []
-    for name, (stem, blocks, fused, matmul) in CONFIGS.items():
-        rows.append({"config": name, "stem_stride": stem,
+    for name, (stem, blocks, kernels) in CONFIGS.items():
+        rows.append({"config": name, "stem_stride": stem, "kernels": kernels or "-",
                      "block_strides": ",".join(map(str, blocks or [2, 2, 2, 2])),
                      "img_s": round(median(measured[name])),
                      "vs_keras": round(median([a / b for a, b in zip(measured[name], measured[base])]), 2)})
     print_rows(rows, f"Training img/s, {ARCH}, batch {args.batch_size}, constant batch, medians of "
-                     f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs)")
+                     f"{args.rounds} rounds, same process ({os.cpu_count()} CPUs, oneDNN "
+                     f"{'on' if onednn_enabled() else 'off'})")
     profiles = {}
     if args.profile:
         for name, (step, batch) in jobs.items():
@@ -149,7 +166,7 @@ def main(argv=None) -> int:
                   + ", ".join(f"{op} {ms:.1f}" for op, ms in profiles[name]))
     if args.json:
         write_json(args.json, {"benchmark": "train_step", "arch": ARCH, "batch": args.batch_size,
-                               "rounds": args.rounds, "environment": with_end_load(env_start),
+                               "rounds": args.rounds, "onednn": onednn_enabled(), "environment": with_end_load(env_start),
                                "rows": rows, "measured": measured, "profiles": profiles})
     return 0
 

@@ -415,3 +415,43 @@ def test_pointwise_convolutions_as_matmul_are_the_same_layer(tmp_path):
     np.testing.assert_allclose(loaded(x), mm(x), rtol=1e-5, atol=1e-5)
     # Every pointwise convolution of a MobileNet V1: 13 blocks and the 1x1 classifier.
     assert matmul_pointwise(build_for_config(TrainConfig(data="x", arch="v1-0.25-32", mode="scratch"), 10)) == 14
+
+
+@pytest.mark.parametrize("size, strides, padding", [(2, 1, "same"), (1, 1, "same"), (3, 2, "valid"),
+                                                     (4, 2, "same"), (3, 2, "same")])
+def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding):
+    import keras
+    import tensorflow as tf
+
+    from mobilenets.train import depthwise_small_maps
+
+    def model():
+        keras.utils.set_random_seed(2)
+        inp = keras.Input((size, size, 5))
+        x = keras.layers.DepthwiseConv2D(3, strides=strides, padding=padding, use_bias=True,
+                                         activation="relu", name="dw")(inp)
+        return keras.Model(inp, x)
+
+    native, ours = model(), model()
+    assert depthwise_small_maps(ours) == 1
+    for m in (native, ours):
+        m.get_layer("dw").bias.assign(np.linspace(-0.5, 0.5, 5))
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, size, size, 5)).astype("float32"))
+    results = []
+    for m in (native, ours):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = m(x)
+            loss = tf.reduce_sum(y * tf.reshape(tf.range(tf.size(y), dtype=y.dtype), tf.shape(y)) / 10.0 * y)
+        results.append([y, *tape.gradient(loss, [x] + m.trainable_variables)])
+    for a, b in zip(*results):  # outputs, input gradient, kernel and bias gradients
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_small_maps_picks_only_tiny_outputs():
+    from mobilenets.train import depthwise_small_maps
+
+    # v1 at 32 px with Keras's strides: blocks 6-13 end at 2x2 or 1x1 (eight layers).
+    model = build_for_config(TrainConfig(data="x", arch="v1-0.25-32", mode="scratch"), 10)
+    assert depthwise_small_maps(model) == 8
+    assert depthwise_small_maps(model, max_pixels=0) == 0

@@ -537,6 +537,9 @@ def _quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ start-up chatter off the user's terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow's oneDNN kernels: on by default only on AVX-512-class CPUs;
+    # ~1.4x faster training here on AVX2 too (`mobilenets.train.onednn_enabled`).
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules:
         return
     saved = os.dup(2)
