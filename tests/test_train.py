@@ -455,3 +455,15 @@ def test_depthwise_small_maps_picks_only_tiny_outputs():
     model = build_for_config(TrainConfig(data="x", arch="v1-0.25-32", mode="scratch"), 10)
     assert depthwise_small_maps(model) == 8
     assert depthwise_small_maps(model, max_pixels=0) == 0
+
+
+def test_cli_turns_on_onednn_before_tensorflow_loads():
+    code = ("from mobilenets.cli import _quiet_tensorflow; _quiet_tensorflow(); "
+            "from mobilenets.train import onednn_enabled; print(onednn_enabled())")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    # A user's own setting wins.
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
