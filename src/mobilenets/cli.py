@@ -257,6 +257,9 @@ def _add_evaluate(sub):
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--faces", action="store_true", default=None,
                    help="crop images to faces first (default: as the run was trained)")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="flip: average each image's and its mirror image's predictions "
+                        "(models trained with flips; twice the work)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -265,13 +268,14 @@ def cmd_evaluate(args):
     from mobilenets.results import write_rows
 
     r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k,
-                 faces=args.faces)
+                 faces=args.faces, tta=args.tta)
     if args.json:
         print(json.dumps(r, indent=2))
         return
     write_rows(r["per_class"], "table", title=f"{args.split}: per class")
     print(f"accuracy {r['accuracy']:.4f}  top-{r['k']} {r['top_k_accuracy']:.4f}  "
-          f"macro-F1 {r['macro_f1']:.4f}  on {r['count']} images; "
+          f"macro-F1 {r['macro_f1']:.4f}  on {r['count']} images"
+          f"{' (flip TTA)' if r['tta'] == 'flip' else ''}; "
           f"{len(r['misclassified'])} misclassified -> {r['out_dir']}")
 
 

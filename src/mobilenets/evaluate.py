@@ -20,8 +20,12 @@ from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
 
 
+TTA = ("none", "flip")
+
+
 def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list[str],
-                    paths: list | None = None, k: int = 5, batch_size: int = 64) -> dict:
+                    paths: list | None = None, k: int = 5, batch_size: int = 64,
+                    tta: str = "none") -> dict:
     """Evaluate a Keras model (or any `predict_fn(images) -> probs`) on arrays.
 
     Args:
@@ -32,6 +36,9 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         classes: class names, index-aligned with the model's outputs.
         paths: file of each image, for the misclassified list.
         k: top-k accuracy's k (capped at the number of classes).
+        tta: test-time augmentation: `flip` averages the probabilities of
+            each image and its mirror image (for models trained with
+            `--flip-left-right`; twice the inference work).
 
     Returns:
         A JSON-serialisable dict.
@@ -40,7 +47,11 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
 
     if len(images) == 0:
         raise MobilenetsError("nothing to evaluate: the split has no images")
+    if tta not in TTA:
+        raise MobilenetsError(f"tta must be one of {', '.join(TTA)}. Received {tta!r}")
     probs = _predict(model, images, batch_size)
+    if tta == "flip":
+        probs = (probs + _predict(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)) / 2
     labels = np.asarray(labels).astype(int)
     pred = probs.argmax(axis=1)
     k = min(k, len(classes))
@@ -55,6 +66,7 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
     misclassified.sort(key=lambda m: -m["confidence"])
     return {
         "count": int(len(labels)),
+        "tta": tta,
         "accuracy": round(float((pred == labels).mean()), 4),
         "k": k,
         "top_k_accuracy": round(float((topk == labels[:, None]).any(axis=1).mean()), 4),
@@ -122,7 +134,7 @@ def plot_confusion(matrix, classes: list[str], path: Path, title: str = "") -> N
 
 
 def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
-             faces: bool | None = None) -> dict:
+             faces: bool | None = None, tta: str = "none") -> dict:
     """Evaluate a run directory or a `.keras`/`.h5` model on a dataset split.
 
     Args:
@@ -133,6 +145,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
             or beside the model file).
         k: top-k accuracy's k.
         faces: crop images to faces first (default: as the run was trained).
+        tta: `flip` averages each image's and its mirror image's predictions.
     """
     from mobilenets.data import open_dataset
     from mobilenets.profile import load_keras_model
@@ -167,7 +180,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     if n_out != len(classes):
         raise MobilenetsError(f"the model has {n_out} outputs but the data has {len(classes)} classes")
     images, labels, paths = ds.arrays(split, tuple(model.input_shape[1:3]))
-    result = evaluate_arrays(model, images, labels, classes, paths, k=k)
+    result = evaluate_arrays(model, images, labels, classes, paths, k=k, tta=tta)
     result["split"] = split
     result["model"] = str(model_path)
     write_evaluation(result, Path(out_dir) if out_dir else default_out)

@@ -947,7 +947,8 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
         plain = keras.Model.from_config(model.get_config())
         plain.set_weights(model.get_weights())
         model = plain
-    finish_run(run, model, data, splits, state, started, _image_cache(cache_dir))
+    finish_run(run, model, data, splits, state, started, _image_cache(cache_dir),
+               flip_tta=bool(config.augment.get("flip_left_right")))
     return run
 
 
@@ -956,8 +957,13 @@ def _split_names(data) -> dict:
 
 
 def finish_run(run: Path, model, data, splits: dict, state: dict, started: float,
-               image_cache: Path | None = None) -> dict:
-    """Save the model, evaluate it and write metrics, curves and the summary."""
+               image_cache: Path | None = None, flip_tta: bool = False) -> dict:
+    """Save the model, evaluate it and write metrics, curves and the summary.
+
+    With `flip_tta` (runs trained with flips) the test split is also scored
+    with flip test-time augmentation, reported beside the plain accuracy
+    (`mobilenets evaluate --tta flip` gives the full report).
+    """
     from mobilenets.evaluate import evaluate_arrays
 
     with artifacts.atomic_path(run / "model.keras") as tmp:
@@ -975,6 +981,11 @@ def finish_run(run: Path, model, data, splits: dict, state: dict, started: float
             metrics[split] = {k: result[k] for k in ("accuracy", "top_k_accuracy", "k", "count")}
             rows.append({"split": split, "images": result["count"],
                          "accuracy": result["accuracy"], f"top-{result['k']}": result["top_k_accuracy"]})
+            if split == "test" and flip_tta:
+                tta = evaluate_arrays(model, images, labels, list(data.classes), paths, tta="flip")
+                metrics[split]["accuracy_flip_tta"] = tta["accuracy"]
+                rows.append({"split": "test, flip TTA", "images": tta["count"], "accuracy": tta["accuracy"],
+                             f"top-{tta['k']}": tta["top_k_accuracy"]})
             if split == "test":
                 from mobilenets.evaluate import write_evaluation
 
