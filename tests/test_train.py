@@ -243,6 +243,8 @@ def test_face_presets_are_training_configs():
     assert cfg.faces and cfg.mode == "scratch" and cfg.init == "imagenet"
     assert (cfg.optimizer, cfg.schedule, cfg.stem_stride) == ("sgd", "cosine", 2)
     assert cfg.block_strides is None  # Keras's: the emotion figures were measured with them
+    assert cfg.weight_decay == 5e-4  # likewise, though the scratch recipe's is 5e-3 now
+    assert apply_preset(TrainConfig(data="c"), "scratch").weight_decay == 5e-3
     assert cfg.augment == {"flip_left_right": True, "random_crop": 0.0, "random_scale": 0.0,
                            "random_brightness": 0.0, "pad_crop": 4}
     cfg = apply_preset(TrainConfig(data="imdb"), "gender")

@@ -147,6 +147,8 @@ def _face_preset(p) -> dict:
         return dict(mode="retrain", weights=p.weights, **d)
     if p.recipe not in PRESETS:
         raise MobilenetsError(f"face preset {p.name!r}: unknown recipe {p.recipe!r}")
+    if p.weight_decay is not None:
+        d["weight_decay"] = p.weight_decay
     return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride}
 
 
