@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter off the user's terminal."""
+    """Set TensorFlow's environment (quiet, oneDNN on) and keep its start-up chatter off the terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow's oneDNN kernels: on by default only on AVX-512-class CPUs;

@@ -423,10 +423,7 @@ def _depthwise_call(layer):
         return y, grad
 
     def call(inputs):
-        y = depthwise(inputs, tf.cast(layer.kernel.value, inputs.dtype))
-        if layer.use_bias:
-            y = y + tf.cast(layer.bias.value, y.dtype)
-        return layer.activation(y) if layer.activation is not None else y
+        return _bias_activation(layer, depthwise(inputs, tf.cast(layer.kernel.value, inputs.dtype)))
 
     return call
 
@@ -478,12 +475,18 @@ def _matmul_call(layer):
         kernel = tf.cast(layer.kernel.value, inputs.dtype)
         cin, cout = kernel.shape[2], kernel.shape[3]
         y = tf.matmul(tf.reshape(inputs, [-1, cin]), tf.reshape(kernel, [cin, cout]))
-        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [cout]], 0))
-        if layer.use_bias:
-            y = y + tf.cast(layer.bias.value, y.dtype)
-        return layer.activation(y) if layer.activation is not None else y
+        return _bias_activation(layer, tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [cout]], 0)))
 
     return call
+
+
+def _bias_activation(layer, y):
+    """The end of a Keras convolution's call: its bias, then its activation."""
+    import tensorflow as tf
+
+    if layer.use_bias:
+        y = y + tf.cast(layer.bias.value, y.dtype)
+    return layer.activation(y) if layer.activation is not None else y
 
 
 def _input_layer(layers: list[dict], layer: dict) -> dict | None:
