@@ -24,13 +24,16 @@ For each batch size it measures:
   seed-cifar10` runs, our pipeline feeding the same model with the
   trainer's kernels (`mobilenets.train.training_kernels`: BatchNorm fused,
   1x1 convolutions as matrix products, the depthwise filter gradient of
-  tiny maps written out) and TensorFlow's oneDNN kernels on, as the CLI sets
-  them (`TF_ENABLE_ONEDNN_OPTS=1`).
+  tiny maps written out), TensorFlow's oneDNN kernels on, as the CLI sets
+  them (`TF_ENABLE_ONEDNN_OPTS=1`), and TensorFlow's thread pools as the
+  trainer sets them (`mobilenets.train.thread_plan`: at batch 32 this
+  model's step is small, so one thread per op, two ops at once).
 
-Every round runs two fresh processes one after the other: the seed's rows
-(and ours with Keras's kernels) with TensorFlow's defaults, as the seed's
-script gets them, then what `mobilenets train` runs, with oneDNN on (a
-process picks that before TensorFlow loads). Figures are medians over
+Every round runs fresh processes one after the other: the seed's rows (and
+ours with Keras's kernels) with TensorFlow's defaults, as the seed's script
+gets them, then what `mobilenets train` runs, with oneDNN on and the
+trainer's thread plan, one process per batch size (a process picks both
+before TensorFlow runs anything). Figures are medians over
 rounds and each ratio is the median of per-round ratios. Target: ours >= 3x
 the seed pipeline end to end.
 """
@@ -210,19 +213,28 @@ def worker(args, batch_sizes) -> int:
     from mobilenets.data import cache_home
     from mobilenets.train import onednn_enabled
 
+    threads = None
+    if args.worker == "trainer":  # as `mobilenets train` sets them, before TensorFlow runs an op
+        from mobilenets.train import TrainConfig, apply_preset, apply_thread_plan
+
+        (batch,) = batch_sizes  # the thread plan depends on the batch: one process each
+        config = apply_preset(TrainConfig(data="cifar10", arch=ARCH, mode="scratch", batch_size=batch),
+                              "seed-cifar10", explicit={"batch_size"})
+        threads = apply_thread_plan(config)
     images, labels, classes = load_train(args.data, args.cache_dir or cache_home() / "images")
     jobs = build_jobs(args.worker, images, labels, classes, batch_sizes, args.window_images,
                       args.warmup_steps)
-    out = {"onednn": onednn_enabled(), "images": len(images), "rates": []}
+    out = {"onednn": onednn_enabled(), "threads": threads, "images": len(images), "rates": []}
     for (b, name), job in jobs.items():
         out["rates"].append([b, name, job()])
         log(f"round {args.round}: batch {b} {name}: {out['rates'][-1][2]:.0f} img/s "
-            f"(oneDNN {'on' if out['onednn'] else 'off'})")
+            f"(oneDNN {'on' if out['onednn'] else 'off'}; threads per op, ops at once: "
+            f"{'TensorFlow default' if threads is None else threads})")
     Path(args.worker_out).write_text(json.dumps(out))
     return 0
 
 
-def run_worker(args, group: str, round_no: int) -> dict:
+def run_worker(args, group: str, round_no: int, batch_sizes: str) -> dict:
     """Measure `group` once in a fresh process with that group's TensorFlow settings."""
     import json
     import subprocess
@@ -236,12 +248,16 @@ def run_worker(args, group: str, round_no: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, __file__, "--worker", group, "--worker-out", str(out), "--round", str(round_no),
-               "--data", str(args.data), "--batch-sizes", args.batch_sizes,
+               "--data", str(args.data), "--batch-sizes", batch_sizes,
                "--window-images", str(args.window_images), "--warmup-steps", str(args.warmup_steps)]
         if args.cache_dir:
             cmd += ["--cache-dir", str(args.cache_dir)]
         subprocess.run(cmd, env=env, check=True)
         return json.loads(out.read_text())
+
+
+def _threads(plan) -> str:
+    return "TF default" if plan is None else f"{plan[0]}/op x {plan[1]} ops"
 
 
 def main(argv=None) -> int:
@@ -266,11 +282,14 @@ def main(argv=None) -> int:
 
     env_start = environment()  # load average before this run's own work
     measured: dict = {(b, name): [] for b in batch_sizes for names in GROUPS.values() for name in names}
-    onednn = {}
+    onednn, threads = {}, {}
     for r in range(args.rounds):
-        for group in GROUPS:
-            result = run_worker(args, group, r + 1)
+        # The trainer's thread plan depends on the batch size: one process per batch.
+        for group, sizes in [("seed", args.batch_sizes)] + [("trainer", str(b)) for b in batch_sizes]:
+            result = run_worker(args, group, r + 1, sizes)
             onednn[group] = result["onednn"]
+            if group == "trainer":
+                threads[int(sizes)] = result["threads"]
             for b, name, v in result["rates"]:
                 measured[b, name].append(v)
 
@@ -295,7 +314,7 @@ def main(argv=None) -> int:
              for b in batch_sizes[1:]]
     # What `mobilenets train --preset seed-cifar10` runs: our input pipeline
     # and the trainer's kernels, same model, optimizer and batch.
-    fused = [{"batch": b, "measure": "ours + our kernels (mobilenets train) end to end",
+    fused = [{"batch": b, "measure": f"ours + our kernels (mobilenets train) end to end, threads {_threads(threads[b])}",
               "seed_img_s": round(median(measured[b, "seed end to end"])),
               "ours_img_s": round(median(measured[b, "ours+fused end to end"])),
               "ratio": round(per_round_ratio(b, "ours+fused end to end", "seed end to end"), 2),
@@ -325,6 +344,7 @@ def main(argv=None) -> int:
                for (b, name), vals in measured.items()]
         write_json(args.json, {"benchmark": "cifar_pipeline", "arch": ARCH, "data": str(args.data),
                                "environment": with_end_load(env_start), "rows": rows + extra + fused, "raw": raw, "onednn": onednn,
+                               "trainer_threads": {str(b): t for b, t in threads.items()},
                                "window_images": args.window_images, "warmup_steps": args.warmup_steps})
     return 0
 

@@ -13,7 +13,8 @@ import pytest
 import _tiny
 from _tiny import COLOURS
 from mobilenets.cli import main
-from mobilenets.train import PRESETS, TrainConfig, apply_preset, build_for_config, run_training
+from mobilenets.train import (PRESETS, SMALL_STEP_WORK, TrainConfig, apply_preset, build_for_config,
+                              run_training, step_work, thread_plan)
 
 def make_folder(root, per_class=12, **kw):
     return _tiny.make_folder(root, per_class=per_class, **kw)
@@ -498,3 +499,39 @@ def test_cli_turns_on_onednn_before_tensorflow_loads():
     env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_thread_plan_splits_small_steps_into_parallel_single_thread_ops():
+    seed = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "seed-cifar10")
+    ours = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "scratch")
+    assert step_work(seed) == 32 * 16 * 16 * 0.25 < SMALL_STEP_WORK
+    assert thread_plan(seed, cores=2) == (1, 2)
+    assert thread_plan(seed, cores=8) == (4, 2)
+    # One core, a big step, a retrain, or several devices: TensorFlow's defaults.
+    assert thread_plan(seed, cores=1) is None
+    assert step_work(ours) == 128 * 32 * 32 * 0.25 >= SMALL_STEP_WORK
+    assert thread_plan(ours, cores=2) is None
+    assert thread_plan(TrainConfig(data="x", arch="v1-0.25-32", batch_size=8), cores=2) is None
+    seed.distribute = "mirrored"
+    assert thread_plan(seed, cores=2) is None
+
+
+def test_apply_thread_plan_sets_tensorflow_threads_unless_the_user_chose():
+    code = ("import tensorflow as tf; from mobilenets.train import TrainConfig, apply_preset, apply_thread_plan; "
+            "c = apply_preset(TrainConfig(data='cifar10', arch='v1-0.50-32', mode='scratch'), 'seed-cifar10'); "
+            "print(apply_thread_plan(c), tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    cores = len(os.sched_getaffinity(0))
+    assert out.stdout.split() == ([f"({max(1, cores // 2)},", "2)", str(max(1, cores // 2)), "2"]
+                                  if cores >= 2 else ["None", "0", "0"])
+    env["TF_NUM_INTRAOP_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "None"
+    # Once TensorFlow has run an op its thread pools are fixed: left alone, no error.
+    del env["TF_NUM_INTRAOP_THREADS"]
+    out = subprocess.run([sys.executable, "-c", code.replace("print(", "tf.constant(1) + 1; print(", 1)],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "0", "0"]
