@@ -1,5 +1,6 @@
 """Training runs end to end on tiny models and generated image folders."""
 
+import csv
 import json
 import os
 import signal
@@ -465,7 +466,19 @@ def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding)
         return keras.Model(inp, x)
 
     native, ours = model(), model()
-    assert depthwise_small_maps(ours) == 1
+    # Stride 2 keeps TensorFlow's (oneDNN's) kernel, fast there; the sum is still checked.
+    assert depthwise_small_maps(ours) == (strides == 1)
+    if strides == 2:
+        from mobilenets.train import _depthwise_filter_grad
+
+        x = tf.constant(np.random.default_rng(1).normal(size=(3, size, size, 5)).astype("float32"))
+        dw = ours.get_layer("dw")
+        y = tf.nn.depthwise_conv2d(x, dw.kernel.value, [1, 2, 2, 1], padding.upper())
+        dy = tf.constant(np.random.default_rng(2).normal(size=y.shape).astype("float32"))
+        tf_grad = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=[3, 3, 5, 1], out_backprop=dy, strides=[1, 2, 2, 1], padding=padding.upper())
+        np.testing.assert_allclose(_depthwise_filter_grad(x, dy, 3, 3, 2, 2, padding.upper()), tf_grad,
+                                   rtol=1e-4, atol=1e-4)
     for m in (native, ours):
         m.get_layer("dw").bias.assign(np.linspace(-0.5, 0.5, 5))
     x = tf.constant(np.random.default_rng(0).normal(size=(3, size, size, 5)).astype("float32"))
@@ -483,9 +496,9 @@ def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding)
 def test_depthwise_small_maps_picks_only_tiny_outputs():
     from mobilenets.train import depthwise_small_maps
 
-    # v1 at 32 px with Keras's strides: blocks 6-13 end at 2x2 or 1x1 (eight layers).
+    # v1 at 32 px with Keras's strides: blocks 6-13 end at 2x2 or 1x1; six of them are stride 1.
     model = build_for_config(TrainConfig(data="x", arch="v1-0.25-32", mode="scratch"), 10)
-    assert depthwise_small_maps(model) == 8
+    assert depthwise_small_maps(model) == 6
     assert depthwise_small_maps(model, max_pixels=0) == 0
 
 
@@ -535,3 +548,60 @@ def test_apply_thread_plan_sets_tensorflow_threads_unless_the_user_chose():
     out = subprocess.run([sys.executable, "-c", code.replace("print(", "tf.constant(1) + 1; print(", 1)],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "0", "0"]
+
+
+def test_depthwise_small_maps_decides_by_the_traced_input_size():
+    import keras
+    import tensorflow as tf
+
+    from mobilenets.train import depthwise_small_maps
+
+    inp = keras.Input((8, 8, 4))
+    model = keras.Model(inp, keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(inp))
+    assert depthwise_small_maps(model) == 0  # 8x8 output at the built size
+    model.input_spec = None  # let it run at other sizes, as low-resolution epochs do
+
+    def filter_grad_ops(side):
+        @tf.function
+        def grads(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model(x) ** 2)
+            return tape.gradient(loss, model.trainable_variables)
+
+        graph = grads.get_concrete_function(tf.TensorSpec((2, side, side, 4))).graph
+        return sum(op.type == "DepthwiseConv2dNativeBackpropFilter" for op in graph.get_operations())
+
+    assert filter_grad_ops(8) == 1  # TensorFlow's kernel
+    assert filter_grad_ops(2) == 0  # written out: 2x2 maps are small
+
+
+def test_low_res_epochs_train_small_then_full_size(folder, tmp_path):
+    from mobilenets.errors import MobilenetsError
+
+    # Stride-1 stem: 16 px still ends at 1x1 after the four stride-2 blocks.
+    cfg = tiny(folder, mode="scratch", epochs=4, low_res=16, low_res_fraction=0.5, stem_stride=1)
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="lowres")
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [float(r["input_height"]) for r in rows] == [16, 16, 32, 32]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.input_shape == (None, 32, 32, 3)  # the saved model is the full-size one
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    with pytest.raises(MobilenetsError, match="--low-res takes a height"):
+        run_training(tiny(folder, mode="scratch", low_res=32), runs_dir=tmp_path / "runs", name="bad")
+    with pytest.raises(MobilenetsError, match="--low-res 16 is too small for this model"):
+        run_training(tiny(folder, mode="scratch", low_res=16), runs_dir=tmp_path / "runs", name="small")
+    with pytest.raises(MobilenetsError, match="is for training from scratch"):
+        run_training(tiny(folder, low_res=16), runs_dir=tmp_path / "runs", name="bad2")
+
+
+def test_low_res_fraction_of_a_plan():
+    from mobilenets.train import _low_res_epochs
+
+    cfg = TrainConfig(data="x", mode="scratch", low_res=24, low_res_fraction=0.5)
+    assert [_low_res_epochs(cfg, n) for n in (1, 2, 3, 16, 17)] == [0, 1, 2, 8, 9]
+    cfg.low_res_fraction = 0.9
+    assert _low_res_epochs(cfg, 4) == 3  # at least the last epoch trains at full size

@@ -160,7 +160,7 @@ _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "
                  "label_smoothing", "weight_decay", "dropout", "class_weights", "seed",
                  "validation_percent", "test_percent", "time_budget_minutes", "distribute",
                  "weights", "fine_tune", "fine_tune_epochs", "fine_tune_learning_rate",
-                 "stem_stride", "block_strides", "faces", "init")
+                 "stem_stride", "block_strides", "faces", "init", "low_res", "low_res_fraction")
 
 
 def _train_config(args, mode: str):
@@ -236,6 +236,12 @@ def _add_train(sub):
                    help="strides of the four downsampling blocks after the stem (default 2,2,2,2); "
                         "with --stem-stride 2, e.g. 2,1,2,2 also ends 32 px inputs at 2x2, "
                         "2x faster per epoch but less accurate in 30 min on CIFAR-10")
+    p.add_argument("--low-res", type=int, metavar="PX",
+                   help="train the first epochs on images scaled down to PX high (e.g. 24 for 32 px "
+                        "models: ~0.6x the work per epoch), then at the model's size")
+    p.add_argument("--low-res-fraction", type=float, metavar="F",
+                   help="share of the epochs at --low-res (default 0.5; with --time-budget, of the "
+                        "planned epochs)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="start every layer from these weights (imagenet or a file; default none) and "
                         "train the whole network, BatchNorm included, with the recipe")

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -67,6 +68,8 @@ class TrainConfig:
     stem_stride: int = 2  # scratch: 1 keeps full resolution in the stem (32 px inputs)
     block_strides: list[int] | None = None  # scratch: strides of the downsampling blocks after the stem; None: Keras's (all 2)
     bn_momentum: float | None = None  # scratch: None keeps Keras's (0.99 V1/V3, 0.999 V2)
+    low_res: int | None = None  # scratch: first epochs at this input height (px), the rest at the spec's
+    low_res_fraction: float = 0.5  # scratch: share of the (planned) epochs at low_res
     augment: dict = field(default_factory=dict)  # Augment fields
     validation_percent: float = 10.0
     test_percent: float = 10.0
@@ -380,7 +383,10 @@ def depthwise_small_maps(model, max_pixels: int = SMALL_MAP_PIXELS) -> int:
     oneDNN's `DepthwiseConv2dNativeBackpropFilter` is pathological for maps
     of a few pixels: 26 ms for a 2x2x512 layer at batch 128 and 35 ms at
     1x1x512, against 2 ms for TensorFlow's own kernel and for the same sum
-    written out (`benchmarks/bench_train_step.py`). For layers whose output
+    written out (`benchmarks/bench_train_step.py`). Only stride-1 layers:
+    at stride 2 (Keras pads, then a 'valid' convolution) oneDNN's kernel is
+    fast on every map size, ~1 ms against 5-15 ms for the sum
+    (`benchmarks/bench_depthwise_grad.py`). For stride-1 layers whose output
     has at most `max_pixels` pixels, the filter gradient here is that sum:
     each of the kernel's taps is the input shifted by it, times the output
     gradient, summed over batch and pixels. The forward pass and the input
@@ -395,15 +401,27 @@ def depthwise_small_maps(model, max_pixels: int = SMALL_MAP_PIXELS) -> int:
     done = 0
     for layer in model.layers:
         if (type(layer) is keras.layers.DepthwiseConv2D and layer.depth_multiplier == 1
-                and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last"
-                and len(layer.output.shape) == 4 and None not in layer.output.shape[1:3]
-                and layer.output.shape[1] * layer.output.shape[2] <= max_pixels):
-            layer.call = _depthwise_call(layer)
-            done += 1
+                and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+                and layer.data_format == "channels_last" and len(layer.output.shape) == 4):
+            # Decided again by the traced input shape at every call: the same
+            # model trained at another input size (`low_res`) gets its own choice.
+            layer.call = _depthwise_call(layer, layer.call, max_pixels)
+            done += _output_pixels(layer, layer.input.shape) <= max_pixels
     return done
 
 
-def _depthwise_call(layer):
+def _output_pixels(layer, shape) -> float:
+    """Pixels of a convolution's output for input `shape` (inf if not static)."""
+    h, w = shape[1:3]
+    if h is None or w is None:
+        return math.inf
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+    if layer.padding == "same":
+        return -(-h // sh) * -(-w // sw)
+    return max(0, (h - kh) // sh + 1) * max(0, (w - kw) // sw + 1)
+
+
+def _depthwise_call(layer, keras_call, max_pixels: int):
     import tensorflow as tf
 
     kh, kw = layer.kernel_size
@@ -423,6 +441,8 @@ def _depthwise_call(layer):
         return y, grad
 
     def call(inputs):
+        if _output_pixels(layer, inputs.shape) > max_pixels:
+            return keras_call(inputs)
         return _bias_activation(layer, depthwise(inputs, tf.cast(layer.kernel.value, inputs.dtype)))
 
     return call
@@ -646,7 +666,8 @@ def _epoch_callbacks(run: Path | None, phase: str, state: dict, config: TrainCon
 
 
 def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: float,
-                  budget_s: float, started: float, state: dict, phase: str, clock=time.monotonic):
+                  budget_s: float, started: float, state: dict, phase: str, clock=time.monotonic,
+                  low_res_epochs=None, low_res_cost: float = 1.0):
     """Warm-up + cosine decay whose length is fitted to a time budget.
 
     A cosine schedule only pays off if it reaches its end, and nobody knows
@@ -658,20 +679,25 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
     `epochs`), and stops training when the plan is done. The plan is kept in
     `state["planned_epochs"]`, so `--resume` continues the same curve.
 
+    With `low_res_epochs` (planned epochs -> how many of them run at low
+    resolution) the two kinds of epoch are timed apart; until one kind has
+    run, its time is the other's scaled by `low_res_cost` (low / full).
+
     Per epoch, not per step: a Keras callback with a per-batch hook makes
     `fit` wait for every step's results before the next, which cost 20-90%
     of the CIFAR-10 epoch time on 2 cores.
     """
-    import math
     import statistics
 
     import keras
+
+    low_until = low_res_epochs or (lambda planned: 0)
 
     class BudgetCosine(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.planned = int(state.setdefault("planned_epochs", {}).get(phase, epochs))
-            self.durations: list[float] = []
+            self.durations: dict[bool, list[float]] = {True: [], False: []}  # low res?
 
         def rate(self, step: int) -> float:
             total = steps_per_epoch * self.planned
@@ -686,21 +712,34 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = clock()
+            self.low = epoch < low_until(self.planned)
             self.model.optimizer.learning_rate = self.epoch_rate(epoch)
 
+        def per_epoch(self, low: bool) -> float:
+            # The first epoch of a kind in a process includes tracing: left out once others exist.
+            own, other = self.durations[low], self.durations[not low]
+            if own:
+                return statistics.median(own[1:] or own)
+            scale = low_res_cost if low else 1 / low_res_cost
+            return statistics.median(other[1:] or other) * scale
+
         def on_epoch_end(self, epoch, logs=None):
-            self.durations.append(clock() - self.epoch_started)
-            # The first epoch in a process includes tracing: leave it out once others exist.
-            per_epoch = statistics.median(self.durations[1:] or self.durations)
+            self.durations[self.low].append(clock() - self.epoch_started)
             # Keep back a little for the final evaluation and saving.
-            left = budget_s - (clock() - started) - 0.1 * per_epoch
-            plan = min(epochs, epoch + 1 + max(0, math.floor(left / per_epoch)))
-            if len(self.durations) == 1 and left > 0:
+            left = budget_s - (clock() - started) - 0.1 * self.per_epoch(False)
+            low_s, full_s = self.per_epoch(True), self.per_epoch(False)
+            plan = epoch + 1
+            for n in range(epochs, epoch + 1, -1):  # the longest plan whose remaining epochs fit
+                low = max(0, min(low_until(n), n) - (epoch + 1))
+                if low * low_s + (n - epoch - 1 - low) * full_s <= left:
+                    plan = n
+                    break
+            if len(self.durations[True]) + len(self.durations[False]) == 1 and left > 0:
                 # One epoch, with its tracing, is not a measurement to stop on.
                 plan = min(epochs, max(plan, epoch + 2))
             if plan != self.planned:
                 print(f"time budget: the cosine schedule now ends after epoch {plan} "
-                      f"({per_epoch:.0f} s/epoch)", file=sys.stderr)
+                      f"({self.per_epoch(False):.0f} s/epoch)", file=sys.stderr)
                 self.planned = plan
             state["planned_epochs"][phase] = self.planned
             if logs is not None:
@@ -786,16 +825,108 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
     if initial < epochs:
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
         callbacks = _epoch_callbacks(run, phase, state, config, started)
+        low = _low_res(config, size) if phase == "train" else None
+        low_until = (lambda planned: _low_res_epochs(config, planned)) if low else None
         if _budget_fitted(config):  # before EpochEnd, which saves the plan with the state
             callbacks.insert(0, budget_cosine(lr, steps, epochs, config.warmup_epochs,
-                                              config.time_budget_minutes * 60, started, state, phase))
-        model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
-                  callbacks=callbacks, verbose=_verbose(),
-                  shuffle=False,  # the tf.data pipeline shuffles
-                  class_weight=None if labels is None else _class_weights(labels, n_cls, "auto"))
+                                              config.time_budget_minutes * 60, started, state, phase,
+                                              low_res_epochs=low_until,
+                                              low_res_cost=_pixels(low) / _pixels(size) if low else 1.0))
+
+        def fit(dataset, start, height, extra=()):
+            # With low_res, history.csv says which height every epoch trained at.
+            first = [_log_value("input_height", height)] if low else []
+            model.fit(dataset, validation_data=val, epochs=epochs, initial_epoch=start,
+                      callbacks=first + callbacks + list(extra), verbose=_verbose(),
+                      shuffle=False,  # the tf.data pipeline shuffles
+                      class_weight=None if labels is None else _class_weights(labels, n_cls, "auto"))
+            return int(state.get("epoch", start)) if state.get("phase") == phase else start
+
+        planned = lambda: int(state.get("planned_epochs", {}).get(phase, epochs))  # noqa: E731
+        if low and initial < low_until(planned()):
+            print(f"low resolution: the first {low_until(planned())} of {planned()} epochs train at "
+                  f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}", file=sys.stderr)
+            full_spec = model.input_spec
+            model.input_spec = None  # the weights fit any input size; Keras checks the built one
+            try:
+                _check_fits(model, low)
+                initial = fit(_resized(train, low), initial, low[0], [_stop_at(lambda: low_until(planned()))])
+            finally:
+                model.input_spec = full_spec
+            model.train_function = None  # trace again at full size (static shapes pick kernels)
+        if initial < planned() and not state.get("stopped_by_time_budget"):
+            fit(train, initial, size[0])
     state["done"].append(phase)
     artifacts.write_json(run / "checkpoints" / "state.json", state)
     return model
+
+
+def _low_res(config: TrainConfig, size: tuple[int, int]) -> "tuple[int, int] | None":
+    """The low-resolution input size of a run (same aspect ratio), or None."""
+    if not config.low_res:
+        return None
+    if config.mode != "scratch":
+        raise MobilenetsError("--low-res is for training from scratch ('mobilenets train')")
+    if not 8 <= config.low_res < size[0]:
+        raise MobilenetsError(f"--low-res takes a height between 8 and the model's ({size[0]}) px, "
+                              f"exclusive. Received {config.low_res}")
+    if not 0 < config.low_res_fraction < 1:
+        raise MobilenetsError(f"--low-res-fraction takes a share of the epochs between 0 and 1, "
+                              f"exclusive. Received {config.low_res_fraction}")
+    return config.low_res, max(1, round(config.low_res * size[1] / size[0]))
+
+
+def _low_res_epochs(config: TrainConfig, planned: int) -> int:
+    """How many of `planned` epochs train at low resolution (at least one left at full)."""
+    return min(planned - 1, int(config.low_res_fraction * planned + 0.5))
+
+
+def _pixels(size) -> int:
+    return size[0] * size[1]
+
+
+def _resized(ds, size: tuple[int, int]):
+    """`ds`'s (augmented) images scaled to `size` (area-averaged when shrinking)."""
+    import tensorflow as tf
+
+    return ds.map(lambda x, y: (tf.image.resize(x, size, antialias=True), y),
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _check_fits(model, size: tuple[int, int]) -> None:
+    """Refuse a low resolution that the model's downsampling shrinks to nothing."""
+    import keras
+
+    try:
+        model(keras.Input((*size, model.input_shape[-1])))
+    except ValueError:
+        raise MobilenetsError(f"--low-res {size[0]} is too small for this model: its strided layers "
+                              f"shrink {size[0]}x{size[1]} to nothing; use a larger one, or "
+                              f"--stem-stride 1 to keep the stem's resolution") from None
+
+
+def _log_value(key: str, value: float):
+    """A callback adding `key: value` to every epoch's logs (so to history.csv)."""
+    import keras
+
+    class LogValue(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs[key] = float(value)
+
+    return LogValue()
+
+
+def _stop_at(first_full_epoch):
+    """A callback ending `fit` after the epoch before `first_full_epoch()`."""
+    import keras
+
+    class StopAt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= first_full_epoch():
+                self.model.stop_training = True
+
+    return StopAt()
 
 
 def _validation_set(data, split, size, batch_size, image_cache, strategy):
@@ -939,6 +1070,9 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
 
     Returns:
         The run directory.
+
+    If TensorFlow has not run anything yet in this process, a small-step
+    run also sets its thread pools (`apply_thread_plan`), process-wide.
     """
     import keras
 
@@ -950,6 +1084,7 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         if "complete" in state.get("done", []):
             raise MobilenetsError(f"run {run} is already complete")
     else:
+        _low_res(config, (config.spec.height, config.spec.width))  # a bad setting fails before any work
         run = new_run_dir(runs_dir, name, config)
         state = {"done": [], "history": []}
         artifacts.write_json(run / "config.json", config.to_dict())
