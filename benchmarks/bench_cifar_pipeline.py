@@ -314,7 +314,8 @@ def main(argv=None) -> int:
              for b in batch_sizes[1:]]
     # What `mobilenets train --preset seed-cifar10` runs: our input pipeline
     # and the trainer's kernels, same model, optimizer and batch.
-    fused = [{"batch": b, "measure": f"ours + our kernels (mobilenets train) end to end, threads {_threads(threads[b])}",
+    fused = [{"batch": b,
+              "measure": f"ours + our kernels (mobilenets train) end to end, threads {_threads(threads[b])}",
               "seed_img_s": round(median(measured[b, "seed end to end"])),
               "ours_img_s": round(median(measured[b, "ours+fused end to end"])),
               "ratio": round(per_round_ratio(b, "ours+fused end to end", "seed end to end"), 2),

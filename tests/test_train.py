@@ -476,7 +476,8 @@ def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding)
         y = tf.nn.depthwise_conv2d(x, dw.kernel.value, [1, 2, 2, 1], padding.upper())
         dy = tf.constant(np.random.default_rng(2).normal(size=y.shape).astype("float32"))
         tf_grad = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-            input=x, filter_sizes=[3, 3, 5, 1], out_backprop=dy, strides=[1, 2, 2, 1], padding=padding.upper())
+            input=x, filter_sizes=[3, 3, 5, 1], out_backprop=dy, strides=[1, 2, 2, 1],
+            padding=padding.upper())
         np.testing.assert_allclose(_depthwise_filter_grad(x, dy, 3, 3, 2, 2, padding.upper()), tf_grad,
                                    rtol=1e-4, atol=1e-4)
     for m in (native, ours):
