@@ -606,3 +606,14 @@ def test_low_res_fraction_of_a_plan():
     assert [_low_res_epochs(cfg, n) for n in (1, 2, 3, 16, 17)] == [0, 1, 2, 8, 9]
     cfg.low_res_fraction = 0.9
     assert _low_res_epochs(cfg, 4) == 3  # at least the last epoch trains at full size
+
+
+def test_a_time_budget_ending_in_low_res_epochs_still_ends_at_full_size(folder, tmp_path):
+    # The budget runs out during the first (low-resolution) epoch: one full-size
+    # epoch follows, so the saved model's BatchNorm statistics are the 32 px ones.
+    cfg = tiny(folder, mode="scratch", epochs=50, low_res=16, low_res_fraction=0.9, stem_stride=1,
+               time_budget_minutes=0.01)
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="lowres-budget")
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [float(r["input_height"]) for r in rows] == [16, 32]
+    assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True

@@ -843,6 +843,7 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
             return int(state.get("epoch", start)) if state.get("phase") == phase else start
 
         planned = lambda: int(state.get("planned_epochs", {}).get(phase, epochs))  # noqa: E731
+        ended_low = False
         if low and initial < low_until(planned()):
             print(f"low resolution: the first {low_until(planned())} of {planned()} epochs train at "
                   f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}", file=sys.stderr)
@@ -859,7 +860,11 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
             finally:
                 model.input_spec = full_spec
             model.train_function = model.test_function = None  # trace again at full size
-        if initial < planned() and not state.get("stopped_by_time_budget"):
+            ended_low = True
+        # A run always ends at full size: if the time budget ran out during the
+        # low-resolution epochs, one more epoch (at the schedule's end, lr ~0)
+        # lets BatchNorm's statistics follow.
+        if (initial < planned() and not state.get("stopped_by_time_budget")) or ended_low:
             fit(train, val, initial, size[0])
     state["done"].append(phase)
     artifacts.write_json(run / "checkpoints" / "state.json", state)
