@@ -725,9 +725,9 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
 
         def on_epoch_end(self, epoch, logs=None):
             self.durations[self.low].append(clock() - self.epoch_started)
-            # Keep back a little for the final evaluation and saving.
-            left = budget_s - (clock() - started) - 0.1 * self.per_epoch(False)
             low_s, full_s = self.per_epoch(True), self.per_epoch(False)
+            # Keep back a little for the final evaluation and saving.
+            left = budget_s - (clock() - started) - 0.1 * full_s
             plan = epoch + 1
             for n in range(epochs, epoch + 1, -1):  # the longest plan whose remaining epochs fit
                 low = max(0, min(low_until(n), n) - (epoch + 1))
@@ -739,7 +739,7 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
                 plan = min(epochs, max(plan, epoch + 2))
             if plan != self.planned:
                 print(f"time budget: the cosine schedule now ends after epoch {plan} "
-                      f"({self.per_epoch(False):.0f} s/epoch)", file=sys.stderr)
+                      f"({full_s:.0f} s/epoch)", file=sys.stderr)
                 self.planned = plan
             state["planned_epochs"][phase] = self.planned
             if logs is not None:
