@@ -503,18 +503,6 @@ def test_depthwise_small_maps_picks_only_tiny_outputs():
     assert depthwise_small_maps(model, max_pixels=0) == 0
 
 
-def test_cli_turns_on_onednn_before_tensorflow_loads():
-    code = ("from mobilenets.cli import _quiet_tensorflow; _quiet_tensorflow(); "
-            "from mobilenets.train import onednn_enabled; print(onednn_enabled())")
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
-    # A user's own setting wins.
-    env["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_thread_plan_splits_small_steps_into_parallel_single_thread_ops():
     seed = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "seed-cifar10")
     ours = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "scratch")
@@ -530,25 +518,29 @@ def test_thread_plan_splits_small_steps_into_parallel_single_thread_ops():
     assert thread_plan(seed, cores=2) is None
 
 
-def test_apply_thread_plan_sets_tensorflow_threads_unless_the_user_chose():
-    code = ("import tensorflow as tf; from mobilenets.train import TrainConfig, apply_preset, apply_thread_plan; "
+def test_cli_sets_onednn_and_the_thread_plan_before_tensorflow_runs_unless_the_user_chose():
+    # One fresh process per case: both settings are process-wide and fixed once
+    # TensorFlow loads (oneDNN) or runs an op (thread pools).
+    code = ("from mobilenets.cli import _quiet_tensorflow; _quiet_tensorflow(); import tensorflow as tf; "
+            "from mobilenets.train import TrainConfig, apply_preset, apply_thread_plan, onednn_enabled; "
             "c = apply_preset(TrainConfig(data='cifar10', arch='v1-0.50-32', mode='scratch'), 'seed-cifar10'); "
-            "print(apply_thread_plan(c), tf.config.threading.get_intra_op_parallelism_threads(), "
+            "print(onednn_enabled(), apply_thread_plan(c), tf.config.threading.get_intra_op_parallelism_threads(), "
             "tf.config.threading.get_inter_op_parallelism_threads())")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_") and k != "TF_ENABLE_ONEDNN_OPTS"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+
+    def run(code=code, **extra):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True,
+                             text=True, check=True)
+        return out.stdout.split()
+
     cores = len(os.sched_getaffinity(0))
-    assert out.stdout.split() == ([f"({max(1, cores // 2)},", "2)", str(max(1, cores // 2)), "2"]
-                                  if cores >= 2 else ["None", "0", "0"])
-    env["TF_NUM_INTRAOP_THREADS"] = "3"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split()[0] == "None"
+    assert run() == (["True", f"({max(1, cores // 2)},", "2)", str(max(1, cores // 2)), "2"]
+                     if cores >= 2 else ["True", "None", "0", "0"])
+    # A user's own settings win.
+    assert run(TF_ENABLE_ONEDNN_OPTS="0", TF_NUM_INTRAOP_THREADS="3")[:2] == ["False", "None"]
     # Once TensorFlow has run an op its thread pools are fixed: left alone, no error.
-    del env["TF_NUM_INTRAOP_THREADS"]
-    out = subprocess.run([sys.executable, "-c", code.replace("print(", "tf.constant(1) + 1; print(", 1)],
-                         env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["None", "0", "0"]
+    assert run(code.replace("print(", "tf.constant(1) + 1; print(", 1))[1:] == ["None", "0", "0"]
 
 
 def test_depthwise_small_maps_decides_by_the_traced_input_size():
