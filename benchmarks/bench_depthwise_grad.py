@@ -7,8 +7,10 @@ For every depthwise layer shape of `v1-0.50-32` (batch 128, the CIFAR
 model with the stride-1 stem, and Keras's strides down to 1x1), times
 `DepthwiseConv2dNativeBackpropFilter` (oneDNN's when oneDNN is on, as the
 `mobilenets` CLI runs) against `mobilenets.train._depthwise_filter_grad`,
-the shifted-product sum that `depthwise_small_maps` uses for stride-1
-outputs of at most 4 pixels (at stride 2 oneDNN's kernel is fast). Both in one process, alternating, medians over rounds; the
+which `depthwise_small_maps` uses for stride-1 outputs of at most 4 pixels
+(at stride 2 oneDNN's kernel is fast): on maps with at most
+`PAIR_PRODUCTS` (output, input) pixel pairs a batched matrix product per
+channel, on bigger ones the shifted-product sum. Both in one process, alternating, medians over rounds; the
 two results are checked equal first.
 """
 

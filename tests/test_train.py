@@ -494,6 +494,28 @@ def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding)
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("size, strides, padding", [(1, 1, "SAME"), (2, 1, "SAME"), (4, 2, "SAME"),
+                                                     (5, 2, "VALID"), (6, 1, "SAME"), (7, 2, "SAME")])
+def test_depthwise_filter_gradient_matches_tensorflow_on_either_path(size, strides, padding):
+    import tensorflow as tf
+
+    from mobilenets.train import PAIR_PRODUCTS, _depthwise_filter_grad
+
+    rng = np.random.default_rng(size)
+    x = rng.normal(size=(3, size, size, 4)).astype("float32")
+    kernel = tf.zeros([3, 3, 4, 1])
+    out = tf.nn.depthwise_conv2d(x, kernel, [1, strides, strides, 1], padding).shape
+    dy = rng.normal(size=out).astype("float32")
+    want = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=x, filter_sizes=[3, 3, 4, 1], out_backprop=dy, strides=[1, strides, strides, 1], padding=padding)
+    # Traced with an unknown batch size, as a training step without a fixed batch is.
+    spec = [tf.TensorSpec([None, size, size, 4]), tf.TensorSpec([None, *out[1:]])]
+    grad = tf.function(lambda a, b: _depthwise_filter_grad(a, b, 3, 3, strides, strides, padding),
+                       input_signature=spec)
+    np.testing.assert_allclose(grad(x, dy), want, rtol=1e-4, atol=1e-4)
+    assert (out[1] * out[2] * size * size <= PAIR_PRODUCTS) == (size <= 4)  # both paths are covered
+
+
 def test_depthwise_small_maps_picks_only_tiny_outputs():
     from mobilenets.train import depthwise_small_maps
 
