@@ -473,10 +473,10 @@ def _depthwise_filter_grad(x, dy, kh: int, kw: int, sh: int, sw: int, padding: s
     import tensorflow as tf
 
     (h, w, c), (ho, wo) = x.shape[1:], dy.shape[1:3]
-    top = left = 0
+    ph = pw = 0
     if padding == "SAME":  # TensorFlow's: the odd pixel goes after
-        top = max((ho - 1) * sh + kh - h, 0) // 2
-        left = max((wo - 1) * sw + kw - w, 0) // 2
+        ph, pw = max((ho - 1) * sh + kh - h, 0), max((wo - 1) * sw + kw - w, 0)
+    top, left = ph // 2, pw // 2
     if ho * wo * h * w <= PAIR_PRODUCTS:
         taps = np.zeros((kh * kw, ho * wo * h * w), np.float32)
         for pi, pj, i, j in np.ndindex(ho, wo, kh, kw):
@@ -489,7 +489,6 @@ def _depthwise_filter_grad(x, dy, kh: int, kw: int, sh: int, sw: int, padding: s
         grad = tf.matmul(tf.constant(taps), pairs, transpose_b=True)  # taps, c
         return tf.reshape(grad, [kh, kw, c, 1])
     if padding == "SAME":
-        ph, pw = max((ho - 1) * sh + kh - h, 0), max((wo - 1) * sw + kw - w, 0)
         x = tf.pad(x, [[0, 0], [top, ph - top], [left, pw - left], [0, 0]])
     taps = tf.stack([x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
                      for i in range(kh) for j in range(kw)])
