@@ -636,6 +636,28 @@ def test_low_res_epochs_train_small_then_full_size(folder, tmp_path):
         run_training(tiny(folder, low_res=16), runs_dir=tmp_path / "runs", name="bad2")
 
 
+def test_scratch_preset_trains_its_first_epochs_at_three_quarters_of_the_height():
+    from mobilenets.errors import MobilenetsError
+    from mobilenets.faces import PRESETS as FACE_PRESETS
+    from mobilenets.train import _low_res
+
+    cfg = apply_preset(TrainConfig(data="x", arch="v1-0.50-32"), "scratch")
+    assert cfg.low_res is None and _low_res(cfg, (32, 32)) == (24, 24)
+    assert _low_res(cfg, (96, 64)) == (72, 48)  # same aspect ratio
+    assert _low_res(cfg, (8, 8)) is None  # 6 px: the preset's setting is skipped, not an error
+    off = apply_preset(TrainConfig(data="x", arch="v1-0.50-32", low_res=0), "scratch",
+                       explicit={"low_res"})
+    assert _low_res(off, (32, 32)) is None  # --low-res 0 turns it off
+    mine = apply_preset(TrainConfig(data="x", arch="v1-0.50-32", low_res=16), "scratch",
+                        explicit={"low_res"})
+    assert _low_res(mine, (32, 32)) == (16, 16)
+    with pytest.raises(MobilenetsError, match="--low-res takes a height"):
+        _low_res(TrainConfig(data="x", mode="scratch", low_res=6), (8, 8))  # the user's is checked
+    assert apply_preset(TrainConfig(data="x"), "seed-cifar10").low_res_scale is None
+    for name in FACE_PRESETS:  # fine-tuned from ImageNet at their own size
+        assert apply_preset(TrainConfig(data="x"), name).low_res_scale is None
+
+
 def test_low_res_fraction_of_a_plan():
     from mobilenets.train import _low_res_epochs
 

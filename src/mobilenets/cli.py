@@ -238,7 +238,8 @@ def _add_train(sub):
                         "2x faster per epoch but less accurate in 30 min on CIFAR-10")
     p.add_argument("--low-res", type=int, metavar="PX",
                    help="train the first epochs on images scaled down to PX high (e.g. 24 for 32 px "
-                        "models: ~0.6x the work per epoch), then at the model's size")
+                        "models: ~0.6x the work per epoch), then at the model's size; the 'scratch' "
+                        "preset uses 3/4 of the model's height; 0 turns it off")
     p.add_argument("--low-res-fraction", type=float, metavar="F",
                    help="share of the epochs at --low-res (default 0.5; with --time-budget, of the "
                         "planned epochs)")

@@ -68,7 +68,8 @@ class TrainConfig:
     stem_stride: int = 2  # scratch: 1 keeps full resolution in the stem (32 px inputs)
     block_strides: list[int] | None = None  # scratch: strides of the downsampling blocks after the stem; None: Keras's (all 2)
     bn_momentum: float | None = None  # scratch: None keeps Keras's (0.99 V1/V3, 0.999 V2)
-    low_res: int | None = None  # scratch: first epochs at this input height (px), the rest at the spec's
+    low_res: int | None = None  # scratch: first epochs at this input height (px), the rest at the spec's; 0: off
+    low_res_scale: float | None = None  # scratch, low_res unset: low_res = this share of the height, where it fits
     low_res_fraction: float = 0.5  # scratch: share of the (planned) epochs at low_res
     augment: dict = field(default_factory=dict)  # Augment fields
     validation_percent: float = 10.0
@@ -116,7 +117,7 @@ PRESETS = {
     "scratch": dict(mode="scratch", optimizer="sgd", learning_rate=0.1, batch_size=128,
                     schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=5e-3,
                     augment={"flip_left_right": True, "pad_crop": 4}, stem_stride=1,
-                    block_strides=None, dropout=0.2, bn_momentum=0.9),
+                    block_strides=None, dropout=0.2, bn_momentum=0.9, low_res_scale=0.75),
 }
 
 
@@ -152,7 +153,9 @@ def _face_preset(p) -> dict:
         raise MobilenetsError(f"face preset {p.name!r}: unknown recipe {p.recipe!r}")
     if p.weight_decay is not None:
         d["weight_decay"] = p.weight_decay
-    return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride}
+    # Face presets fine-tune from ImageNet at their own size: no low-resolution epochs.
+    return {**PRESETS[p.recipe], **d, "init": p.weights, "stem_stride": p.stem_stride,
+            "low_res_scale": None}
 
 
 # ------------------------------------------------------------------ run dir
@@ -860,6 +863,10 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
         callbacks = _epoch_callbacks(run, phase, state, config, started)
         low = _low_res(config, size) if phase == "train" else None
+        if low and config.low_res is None and not _fits(model, low):
+            low = None  # the preset's share of the height is too small for these strides
+        elif low:
+            _check_fits(model, low)
         low_until = (lambda planned: _low_res_epochs(config, planned)) if low else None
         if _budget_fitted(config):  # before EpochEnd, which saves the plan with the state
             callbacks.insert(0, budget_cosine(lr, steps, epochs, config.warmup_epochs,
@@ -880,11 +887,12 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
         ended_low = False
         if low and initial < low_until(planned()):
             print(f"low resolution: the first {low_until(planned())} of {planned()} epochs train at "
-                  f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}", file=sys.stderr)
+                  f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}"
+                  + (" (the preset's; --low-res 0 turns it off)" if config.low_res is None else ""),
+                  file=sys.stderr)
             full_spec = model.input_spec
             model.input_spec = None  # the weights fit any input size; Keras checks the built one
             try:
-                _check_fits(model, low)
                 # Validated at the training size too: a model trained at 24 px
                 # scores near chance at 32 until BatchNorm's statistics follow
                 # (one epoch at full size: CIFAR-10 val 0.18 -> 0.71).
@@ -906,18 +914,28 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
 
 
 def _low_res(config: TrainConfig, size: tuple[int, int]) -> "tuple[int, int] | None":
-    """The low-resolution input size of a run (same aspect ratio), or None."""
-    if not config.low_res:
+    """The low-resolution input size of a run (same aspect ratio), or None.
+
+    `low_res` (px; 0 turns it off) is the user's and is checked; unset, the
+    preset's `low_res_scale` of the model's height is used where it makes
+    sense (scratch runs, at least 8 px) and silently skipped elsewhere.
+    """
+    px = config.low_res
+    if px is None and config.low_res_scale and config.mode == "scratch":
+        px = round(config.low_res_scale * size[0])
+        if not 8 <= px < size[0]:
+            return None
+    if not px:
         return None
     if config.mode != "scratch":
         raise MobilenetsError("--low-res is for training from scratch ('mobilenets train')")
-    if not 8 <= config.low_res < size[0]:
+    if not 8 <= px < size[0]:
         raise MobilenetsError(f"--low-res takes a height between 8 and the model's ({size[0]}) px, "
-                              f"exclusive. Received {config.low_res}")
+                              f"exclusive (0: off). Received {px}")
     if not 0 < config.low_res_fraction < 1:
         raise MobilenetsError(f"--low-res-fraction takes a share of the epochs between 0 and 1, "
                               f"exclusive. Received {config.low_res_fraction}")
-    return config.low_res, max(1, round(config.low_res * size[1] / size[0]))
+    return px, max(1, round(px * size[1] / size[0]))
 
 
 def _low_res_epochs(config: TrainConfig, planned: int) -> int:
@@ -937,16 +955,27 @@ def _resized(ds, size: tuple[int, int]):
                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _check_fits(model, size: tuple[int, int]) -> None:
-    """Refuse a low resolution that the model's downsampling shrinks to nothing."""
+def _fits(model, size: tuple[int, int]) -> bool:
+    """Whether the model's downsampling leaves something of a `size` input."""
     import keras
 
+    full_spec = model.input_spec
+    model.input_spec = None  # the weights fit any input size; Keras checks the built one
     try:
         model(keras.Input((*size, model.input_shape[-1])))
+        return True
     except ValueError:
+        return False
+    finally:
+        model.input_spec = full_spec
+
+
+def _check_fits(model, size: tuple[int, int]) -> None:
+    """Refuse a low resolution that the model's downsampling shrinks to nothing."""
+    if not _fits(model, size):
         raise MobilenetsError(f"--low-res {size[0]} is too small for this model: its strided layers "
                               f"shrink {size[0]}x{size[1]} to nothing; use a larger one, or "
-                              f"--stem-stride 1 to keep the stem's resolution") from None
+                              f"--stem-stride 1 to keep the stem's resolution")
 
 
 def _log_value(key: str, value: float):
