@@ -10,7 +10,8 @@ Trains `v1-0.50-32` from scratch on the shared JPEG CIFAR-10 twice, with the
   (the seed's own number) and `--time-budget M`: it trains until the epoch
   that passes M minutes ends;
 * ours: `--preset scratch` (SGD + Nesterov, warm-up + cosine, label
-  smoothing, weight decay, pad-crop + flip, stride-1 stem, batch 128) with `--epochs 200 --time-budget M`: the tool fits the
+  smoothing, weight decay, pad-crop + flip, stride-1 stem, batch 128, the
+  first half of the epochs at 24 px) with `--epochs 200 --time-budget M`: the tool fits the
   cosine schedule to the budget itself, re-planning after every epoch from
   the measured epoch time. `--ours-flags "..."` adds `mobilenets train`
   flags to ours only (e.g. `--stem-stride 2 --block-strides 2,1,2,2`), to measure a
