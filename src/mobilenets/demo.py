@@ -36,8 +36,7 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
     say("1/4 train", f"{DEMO_ARCH} from scratch on 'digits' (scikit-learn's bundled 8x8 digits)")
     # No low-resolution epochs: in 8 epochs on upscaled 8x8 digits they cost
     # 92% -> 70% test (they pay off in long runs: CIFAR-10 in 30 minutes).
-    config = apply_preset(TrainConfig(data="digits", arch=DEMO_ARCH, low_res=0), "scratch",
-                          explicit={"low_res"})
+    config = apply_preset(TrainConfig(data="digits", arch=DEMO_ARCH, low_res=0), "scratch")
     config.epochs = epochs
     data = open_dataset("digits")
     run = run_training(config, runs_dir=runs_dir,
