@@ -4,6 +4,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import shutil
 from types import SimpleNamespace
 
@@ -27,13 +28,17 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(run):
-    """All four .tflite modes in one CLI call (one SavedModel, one calibration)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["export", str(run), "--quantize", "none,float16,dynamic,int8",
-                     "--calibration-size", "20"]) == 0
+    """All four .tflite modes in one CLI call (one SavedModel, one calibration).
+
+    The untrained model's outputs are near 1/3 each, so its int8 file
+    disagrees with Keras on many images: the gate fails and the command exits 3.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["export", str(run), "--quantize", "none,float16,dynamic,int8",
+                       "--calibration-size", "20"])
     files = {name: run / "export" / name for name in TFLITE_NAMES.values()}
-    return SimpleNamespace(files=files, out=out.getvalue())
+    return SimpleNamespace(files=files, out=out.getvalue(), err=err.getvalue(), status=status)
 
 
 def test_parse_quantize():
@@ -116,15 +121,149 @@ def test_parity_report(exported, run):
     rows = {r["model"]: r for r in report["rows"]}
     assert list(rows)[0] == "keras" and set(TFLITE_NAMES.values()) <= set(rows)
     for r in rows.values():
-        assert {"format", "quantize", "io", "file_mb", "accuracy", "agreement", "latency_ms",
-                "images"} <= set(r)
+        assert {"format", "quantize", "io", "file_mb", "images", "accuracy", "agreement",
+                "accuracy_drop", "test_accuracy", "latency_ms"} <= set(r)
         assert 0 <= r["agreement"] <= 1 and 0 <= r["accuracy"] <= 1 and r["latency_ms"] > 0
-        assert r["images"] == rows["keras"]["images"] > 0
+        assert r["images"] == rows["keras"]["images"] == report["parity_images"] > 0
+        assert r["accuracy_low"] <= r["accuracy"] <= r["accuracy_high"]
+    for name in TFLITE_NAMES.values():
+        r = rows[name]
+        assert r["agreement_low"] <= r["agreement"] <= r["agreement_high"]
+        assert r["accuracy_drop_low"] <= r["accuracy_drop"] <= r["accuracy_drop_high"]
+        assert r["accuracy_drop"] == pytest.approx(rows["keras"]["accuracy"] - r["accuracy"], abs=1e-3)
     assert rows["model_float32.tflite"]["agreement"] == 1.0
     assert rows["model_float32.tflite"]["accuracy"] == rows["keras"]["accuracy"]
     cfg = json.loads((run / "export" / "config.json").read_text())
     assert cfg["calibration"]["size"] == 20 and set(cfg["files"]) == set(TFLITE_NAMES.values())
     assert cfg["source"].endswith("model.keras") and cfg["spec"] == "v1-0.25-32"
+
+
+def test_parity_leaves_out_the_calibration_images(exported, run):
+    """The tiny run's 30 images: calibration takes the training split, parity gets val and test."""
+    from mobilenets.data import open_dataset
+
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    cfg = json.loads((run / "export" / "config.json").read_text())
+    ds = open_dataset(json.loads((run / "config.json").read_text())["data"],
+                      validation_percent=20, test_percent=30)
+    assert report["calibration_images"] == len(cfg["calibration"]["files"]) == len(ds.files("train"))
+    assert report["calibration_overlap"] == 0
+    assert report["parity_splits"] == {"test": len(ds.files("test")), "val": len(ds.files("val"))}
+    assert report["parity_images"] == len(ds.files("test")) + len(ds.files("val"))
+
+
+def test_parity_images_are_disjoint_from_calibration_on_real_data(shared):
+    """pokemon-types (839 images): its 65 test images alone were ±6 points of noise;
+    test + val + the training images calibration left out make over 500."""
+    from mobilenets.data import open_dataset
+    from mobilenets.export import calibration_images, parity_images
+
+    data = shared / "data" / "pokemon-types"
+    calibration = calibration_images(data, (16, 16), 200)
+    ds = open_dataset(data)
+    images, labels, splits, ids = parity_images(ds, (16, 16), 1000, exclude=set(calibration.files))
+    assert len(calibration.files) == len(calibration.images) == 200
+    assert not set(ids) & set(calibration.files)
+    assert len(images) == len(labels) == len(ids) >= 500
+    # Every held-out image is in, then training images.
+    assert (splits == "test").sum() == len(ds.files("test"))
+    assert (splits == "val").sum() == len(ds.files("val"))
+    assert (splits == "train").sum() == len(ds.files("train")) - 200
+    few, _, few_splits, _ = parity_images(ds, (16, 16), 100, exclude=set(calibration.files))
+    assert len(few) == 100 and set(few_splits) == {"test", "val"}
+
+
+def test_intervals():
+    from mobilenets.export import accuracy_drop, wilson_interval
+
+    low, high = wilson_interval(60, 65)
+    assert (round(low, 4), round(high, 4)) == (0.8322, 0.9667)
+    # Fagerland et al.'s example (airway hyper-responsiveness, Bentur 2009): 1 both, 1 first
+    # only, 7 second only, 12 neither.
+    ref = np.array([1, 1] + [0] * 7 + [0] * 12, bool)
+    new = np.array([1, 0] + [1] * 7 + [0] * 12, bool)
+    drop, low, high = accuracy_drop(ref, new)
+    assert (round(drop, 3), round(low, 3), round(high, 3)) == (-0.286, -0.507, -0.026)
+    # Many images: the paired Wald interval, (b - c) / n ± 1.96 sqrt(b + c - (b - c)^2 / n) / n.
+    ref = np.array([1] * 500 + [1] * 30 + [0] * 10 + [0] * 460, bool)
+    new = np.array([1] * 500 + [0] * 30 + [1] * 10 + [0] * 460, bool)
+    drop, low, high = accuracy_drop(ref, new)
+    half = 1.96 * np.sqrt(40 - 20 ** 2 / 1000) / 1000
+    assert drop == 0.02 and low == pytest.approx(0.02 - half, abs=5e-4)
+    assert high == pytest.approx(0.02 + half, abs=5e-4)
+    # The same predictions: no drop, and an interval that shrinks with the images.
+    same = np.array([1] * 365 + [0] * 275, bool)
+    drop, low, high = accuracy_drop(same, same)
+    assert drop == 0 and -0.005 < low < 0 < high < 0.005
+
+
+def test_parity_failures():
+    from mobilenets.export import parity_failures
+
+    def row(model, agreement, drop):
+        return {"model": model, "format": "tflite", "images": 640, "agreement": agreement,
+                "agreement_low": agreement - 0.01, "agreement_high": min(1, agreement + 0.01),
+                "accuracy_drop": drop, "accuracy_drop_low": drop - 0.01, "accuracy_drop_high": drop + 0.01}
+
+    rows = [{"model": "keras", "format": "keras", "agreement": 1.0, "accuracy_drop": 0.0},
+            row("model_float32.tflite", 1.0, 0.0), row("model_int8.tflite", 0.97, 0.01),
+            row("model_dynamic.tflite", 0.99, 0.02),
+            {"model": "model.onnx", "format": "onnx", "agreement": None, "accuracy_drop": None}]
+    failed = parity_failures(rows, min_agreement=0.98, max_drop=0.01)
+    assert [f["model"] for f in failed] == ["model_int8.tflite", "model_dynamic.tflite"]
+    assert failed[0]["message"] == ("model_int8.tflite: agreement 0.970 [0.960, 0.980] is below 0.98 "
+                                    "(95% intervals, 640 parity images)")
+    assert "accuracy drop 0.020 [0.010, 0.030] is above 0.01" in failed[1]["message"]
+    assert parity_failures(rows, min_agreement=0.9, max_drop=0.02) == []  # 0.02 is not above 0.02
+
+
+def test_gate_warns_names_the_file_and_exits_3(exported, run):
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    failed = report["gate"]["failed"]
+    assert exported.status == 3 and "model_int8.tflite" in {f["model"] for f in failed}
+    warnings = [ln for ln in exported.err.splitlines() if "warning:" in ln]
+    assert len(warnings) == len(failed)
+    for f, line in zip(failed, warnings):
+        assert line == f"mobilenets export: warning: {f['message']}"
+    assert "--allow-drop" in exported.err.splitlines()[-1]
+    # The files and the report are written all the same, for the user to look at.
+    assert all(path.is_file() for path in exported.files.values())
+    assert "accuracy [95% CI]" in exported.out
+
+
+def test_allow_drop_warns_and_exits_0(run, tmp_path, capsys):
+    assert main(["export", str(run), "--quantize", "int8", "--calibration-size", "20",
+                 "--out", str(tmp_path / "out"), "--allow-drop"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: model_int8.tflite: agreement" in err and "failed the parity gate" not in err
+    report = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert report["gate"]["failed"][0]["model"] == "model_int8.tflite"
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--min-agreement", "1.5", "between 0 and 1. Received '1.5'"),
+    ("--min-agreement", "high", "between 0 and 1. Received 'high'"),
+    ("--max-drop", "-0.01", ">= 0 (0.01 = 1 percentage point). Received '-0.01'"),
+    ("--parity-images", "0", ">= 1. Received '0'"),
+])
+def test_gate_flags_are_checked_when_parsed(flag, value, fragment, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export", "runs/x", flag, value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: must be" in err and fragment in err and err.count("\n") == 1
+
+
+def test_export_flag_defaults_are_the_library_defaults():
+    from mobilenets import export as lib
+    from mobilenets.cli import build_parser
+
+    args = build_parser().parse_args(["export", "runs/x"])
+    assert (args.min_agreement, args.max_drop, args.parity_images, args.calibration_size) == (
+        lib.DEFAULT_MIN_AGREEMENT, lib.DEFAULT_MAX_DROP, lib.DEFAULT_PARITY_IMAGES,
+        lib.DEFAULT_CALIBRATION_SIZE)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert "3 when one has agreement below" in sub.choices["export"].format_help()
 
 
 def test_int8_refuses_float_ops(tmp_path):
@@ -213,3 +352,91 @@ def test_h5_model_without_preprocess_layer_is_wrapped(tmp_path):
     clf = TFLiteClassifier(r.files["model_float32.tflite"])
     np.testing.assert_allclose(clf.predict(pixels), expected, atol=1e-4)
 
+
+
+# --------------------------------------------------------------- one set
+
+
+def _consistent(folder) -> set[str]:
+    """The files config.json lists, after checking each one's sha256; fails on any mismatch."""
+    import hashlib
+
+    cfg = json.loads((folder / "config.json").read_text())
+    for name, info in cfg["files"].items():
+        if "sha256" in info:
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == info["sha256"], name
+    return set(cfg["files"])
+
+
+def test_reexport_replaces_the_set_whole(exported, run, tmp_path):
+    out = tmp_path / "export"
+    shutil.copytree(run / "export", out)  # the module's set: four modes and a report
+    r = export(run, out_dir=out, quantize="dynamic", parity=False)
+    # The earlier files and the earlier report went with their set.
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "labels.txt", "model_dynamic.tflite"]
+    assert _consistent(out) == {"model_dynamic.tflite"} and r.files == {
+        "model_dynamic.tflite": out / "model_dynamic.tflite"}
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging or old set left beside it
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(run, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    with pytest.raises(MobilenetsError, match=r"holds files that are not an export \(notes.txt\)"):
+        export(run, out_dir=tmp_path, quantize="none", parity=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_leftovers_of_a_killed_export_are_cleaned(tmp_path):
+    """A kill between the swap's two renames: the old set is back, the new one removed."""
+    from mobilenets.export import clean_leftovers
+
+    dest = tmp_path / "export"
+    dead = 2 ** 22 + 1  # above the default pid_max: no such process
+    (tmp_path / f".export.old-{dead}-ab12").mkdir()
+    (tmp_path / f".export.old-{dead}-ab12" / "config.json").write_text("{}")
+    (tmp_path / f".export.staging-{dead}-ab12").mkdir()
+    (tmp_path / f".other.staging-{dead}-cd34").mkdir()  # another folder's: not ours to touch
+    clean_leftovers(dest)
+    assert (dest / "config.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".other.staging-{dead}-cd34", "export"]
+    (dest / ".export-x1y2").mkdir()  # scratch folders of earlier versions, inside the set
+    (dest / ".convert-x1y2").mkdir()
+    (tmp_path / f".export.staging-{os.getpid()}-live").mkdir()  # this process's own: a leftover
+    clean_leftovers(dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json"]
+
+
+@pytest.mark.slow
+def test_kill_9_during_reexport_keeps_the_old_set(exported, run, tmp_path):
+    """SIGKILL a re-export once its new float32 file is written: the old set (float32 and
+    int8, config.json's sha256 sums) is untouched, and the next export cleans up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "export"
+    shutil.copytree(run / "export", out)  # the module's full set: four modes and a report
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    before_files = _consistent(out)
+    # A different model makes different files: a mixed set would show.
+    other = make_run(tmp_path / "other", make_folder(tmp_path / "colours"), seed=1)
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenets", "export", str(other), "--out", str(out),
+                             "--quantize", "none,int8", "--calibration-size", "20"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(tmp_path.glob(".export.staging-*/model_float32.tflite")):
+            assert proc.poll() is None and time.monotonic() < deadline, "export ended before the kill"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert _consistent(out) == before_files
+    assert list(tmp_path.glob(".export.staging-*"))  # what the killed run left
+    export(other, out_dir=out, quantize="none", parity=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert _consistent(out) == {"model_float32.tflite"}

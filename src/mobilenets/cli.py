@@ -5,7 +5,8 @@
 
 Each command is a pair: `_add_<command>(subparsers)` declares its flags and
 `cmd_<command>(args)` calls one library function and prints. No logic lives
-here. A `MobilenetsError` becomes one line on stderr and exit code 2.
+here. A `MobilenetsError` becomes one line on stderr and exit code 2; a
+command may return another status (export's parity gate: 3).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import textwrap
 from mobilenets.errors import MobilenetsError
 
 EXIT_USAGE = 2
+# mobilenets export: a file failed the parity gate (its files are written all the same).
+EXIT_PARITY = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -294,7 +297,16 @@ def _add_export(sub):
                  "labels inside, with a parity report against Keras.",
                  "mobilenets export runs/pets\n"
                  "mobilenets export runs/pets --quantize int8 --io int8 --calibration photos/\n"
-                 "mobilenets export runs/pets/model.keras --format tflite,onnx --data photos/")
+                 "mobilenets export runs/pets/model.keras --format tflite,onnx --data photos/\n"
+                 "mobilenets export runs/pets --min-agreement 0.99 --max-drop 0.005")
+    p.epilog += ("\n\nThe parity report runs every file on up to --parity-images images that int8 "
+                 "calibration did not use\n(the run's test and val splits, then the rest of its "
+                 "training split) and prints accuracy,\nagreement with Keras and accuracy drop as "
+                 "fractions (0.01 = 1 percentage point) with 95%\nconfidence intervals. Exit status: "
+                 f"0 when every file passes, {EXIT_PARITY} when one has agreement below\n--min-agreement "
+                 "or an accuracy drop above --max-drop (each gets a warning line; the files\nand "
+                 "export_report.json are written all the same; --allow-drop exits 0), "
+                 f"{EXIT_USAGE} on errors.")
     p.add_argument("target", metavar="RUN_OR_MODEL", help="run directory, .keras or full-model .h5")
     p.add_argument("--quantize", metavar="MODES",
                    help="comma-separated .tflite modes: none (float32), float16, dynamic, int8 "
@@ -307,27 +319,78 @@ def _add_export(sub):
     p.add_argument("--calibration-size", type=int, default=200, metavar="N")
     p.add_argument("--format", default="tflite", metavar="FORMATS",
                    help="tflite (default), saved_model, onnx, or a comma-separated list")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/export)")
-    p.add_argument("--data", help="data for the parity report (default: the run's test split)")
-    p.add_argument("--no-parity", action="store_true", help="skip the parity report")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default: <run>/export); a re-export replaces it whole")
+    gate = p.add_argument_group("parity report and gate")
+    gate.add_argument("--data", help="data for the parity report (default: the run's own)")
+    gate.add_argument("--parity-images", type=_positive_int, default=1000, metavar="N",
+                      help="at most N parity images (default 1000)")
+    gate.add_argument("--min-agreement", type=_fraction, default=0.98, metavar="F",
+                      help="fail a file whose top-1 agreement with Keras is below F (0..1; default 0.98)")
+    gate.add_argument("--max-drop", type=_non_negative, default=0.01, metavar="F",
+                      help="fail a file whose top-1 accuracy is more than F below Keras's, as a "
+                           "fraction (default 0.01 = 1 percentage point)")
+    gate.add_argument("--allow-drop", action="store_true",
+                      help=f"warn about failing files but exit 0, not {EXIT_PARITY}")
+    gate.add_argument("--no-parity", action="store_true", help="skip the parity report (and the gate)")
     p.add_argument("--input-range", metavar="LOW,HIGH",
                    help="what a model without our preprocess layer expects (default: "
                         "--input-range=-1,1)")
     p.set_defaults(func=cmd_export)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1. Received {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1. Received {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a fraction >= 0 (0.01 = 1 percentage point). "
+                                         f"Received {text!r}")
+    return value
+
+
 def cmd_export(args):
-    from mobilenets.export import export
+    from mobilenets.export import export, parity_table
     from mobilenets.results import write_rows
 
     r = export(args.target, out_dir=args.out, quantize=args.quantize, io=args.io, formats=args.format,
                calibration=args.calibration, calibration_size=args.calibration_size, data=args.data,
-               parity=not args.no_parity, input_range=args.input_range)
+               parity=not args.no_parity, parity_images=args.parity_images, input_range=args.input_range,
+               min_agreement=args.min_agreement, max_drop=args.max_drop)
     if r.rows:
-        write_rows(r.rows, "table", title="export parity")
+        write_rows(parity_table(r.rows), "table", title="export parity")
     for note in r.notes:
         print(note, file=sys.stderr)
     print(f"exported {', '.join(r.files)} -> {r.out_dir}")
+    for failure in r.failed:
+        print(f"mobilenets export: warning: {failure['message']}", file=sys.stderr)
+    if r.failed and not args.allow_drop:
+        print(f"mobilenets export: {len(r.failed)} file(s) failed the parity gate (--min-agreement "
+              f"{args.min_agreement:g}, --max-drop {args.max_drop:g}); exit {EXIT_PARITY} "
+              f"(--allow-drop accepts them)", file=sys.stderr)
+        return EXIT_PARITY
+    return 0
 
 
 # -------------------------------------------------------------- predict
@@ -574,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     _quiet_tensorflow()
     try:
-        args.func(args)
+        status = args.func(args)
     except MobilenetsError as e:
         print(f"mobilenets {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -583,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

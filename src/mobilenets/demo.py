@@ -43,12 +43,16 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
                        name=f"demo-digits-{time.strftime('%Y%m%d-%H%M%S')}", data=data)
 
     say("2/4 export", "int8 TFLite (uint8 in/out), calibrated on training images; parity vs Keras")
-    from mobilenets.export import export
-
+    from mobilenets.export import export, parity_table
     from mobilenets.results import write_rows
 
     result = export(run, quantize=("none", "int8"), io="uint8")
-    write_rows(result.rows, "table", title="export parity (test split)")
+    write_rows(parity_table(result.rows), "table", title="export parity")
+    for failure in result.failed:
+        # A few epochs on 8x8 digits may not hold the gate; the demo shows the
+        # warning `mobilenets export` gives and goes on (export would exit 3).
+        print(f"warning: {failure['message']} (mobilenets export would exit 3; the demo goes on)",
+              file=sys.stderr)
     say("3/4 predict", "a few test images, with the int8 file alone (labels read from it)")
     images, labels, _ = data.arrays("test", (32, 32))
     sample_dir = run / "samples"

@@ -22,8 +22,19 @@ HARD_SWISH left to the built-in kernel split the graph into 22 delegate
 partitions, which made int8 V3 slower than float32 on x86.
 
 After export, a parity report compares every file with the Keras model on
-the run's test split: top-1 accuracy, top-1 agreement with Keras, size and
-latency per image; it is saved as `export_report.json`.
+images int8 calibration did not see: the run's test and validation splits,
+then training images calibration left out, up to `--parity-images` (1000).
+Every figure (top-1 accuracy, top-1 agreement with Keras, accuracy drop
+against Keras) has its image count and a 95% confidence interval; it is saved
+as `export_report.json`. A file below `--min-agreement` (0.98) or losing more
+than `--max-drop` (0.01, i.e. one percentage point) fails the parity gate:
+`ExportResult.failed` names it, and the CLI warns and exits 3.
+
+An export folder is one set: every file, `labels.txt`, `config.json` (whose
+sha256 sums match the files) and `export_report.json` are written into a
+fresh `.<folder>.staging-*` folder beside it, which replaces the old folder
+whole at the end. A killed export leaves the old set as it was; the next
+export removes what the killed one left.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -62,6 +74,17 @@ PIXEL_RANGE = (0.0, 255.0)
 MOBILENET_RANGE = (-1.0, 1.0)
 DEFAULT_CALIBRATION_SIZE = 200
 DEFAULT_PARITY_IMAGES = 1000
+# Held-out images first; then training images, which the model has seen but
+# calibration has not (so parity stays disjoint from calibration).
+PARITY_SPLITS = ("test", "val", "train")
+# The parity gate, in fractions of the parity images (0.01 = 1 percentage point):
+# a file fails below this top-1 agreement with Keras ...
+DEFAULT_MIN_AGREEMENT = 0.98
+# ... or when its top-1 accuracy is more than this below Keras's.
+DEFAULT_MAX_DROP = 0.01
+# The files of an export folder; a folder holding anything else is not replaced.
+EXPORT_NAMES = frozenset({*TFLITE_NAMES.values(), "saved_model", "model.onnx", "labels.txt",
+                          "config.json", "export_report.json"})
 
 
 # --------------------------------------------------------------- options
@@ -481,8 +504,26 @@ def _first_line(e: BaseException) -> str:
 # --------------------------------------------------------------- calibration
 
 
+@dataclass
+class Calibration:
+    """The images int8 calibration used, and which files they were."""
+
+    images: np.ndarray  # uint8 (n, h, w, 3)
+    files: list[str]  # `image_id` of each image: the parity report leaves these out
+    note: str  # where they came from
+
+
+def image_id(path) -> str:
+    """What names an image across datasets: a file's resolved path, a built-in's pseudo path.
+
+    Args:
+        path: a `Path` (a file) or a string (a built-in dataset's `digits/train/00012`).
+    """
+    return str(Path(path).resolve()) if isinstance(path, Path) else str(path)
+
+
 def calibration_images(data, image_size: tuple[int, int], size: int = DEFAULT_CALIBRATION_SIZE,
-                       config: dict | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
+                       config: dict | None = None, seed: int = 0) -> Calibration:
     """Images for int8 calibration: a seeded sample of a dataset's training split.
 
     Args:
@@ -494,9 +535,9 @@ def calibration_images(data, image_size: tuple[int, int], size: int = DEFAULT_CA
         seed: sample seed.
 
     Returns:
-        `(uint8 images (n, h, w, 3), description of where they came from)`.
+        A `Calibration`: the uint8 images, the files they came from and a note.
     """
-    from mobilenets.data import IMAGE_EXTENSIONS, ImageFolder, load_image, open_dataset
+    from mobilenets.data import IMAGE_EXTENSIONS, ImageFolder, open_dataset
 
     if size < 1:
         raise MobilenetsError(f"--calibration-size must be >= 1. Received {size}")
@@ -513,24 +554,37 @@ def calibration_images(data, image_size: tuple[int, int], size: int = DEFAULT_CA
         if not files:
             raise MobilenetsError(f"no images for calibration in {folder}") from None
         picked = [files[i] for i in sorted(rng.permutation(len(files))[:size])]
-        return _load_many(picked, image_size, load_image), f"{folder} ({len(picked)} images)"
+        images, kept = _calibration_load(picked, image_size)
+        return Calibration(images, [image_id(picked[i]) for i in kept],
+                           f"{folder} ({len(images)} images)")
     split = next((s for s in ("train", "val", "test") if s in ds.splits), None)
     if split is None:
         raise MobilenetsError(f"no images for calibration in {data}")
+    files = [f for f, _ in ds.files(split)]
+    picked = [files[i] for i in sorted(rng.permutation(len(files))[:size])]
     if isinstance(ds, ImageFolder):
-        files = [p for p, _ in ds.files(split)]
-        picked = [files[i] for i in sorted(rng.permutation(len(files))[:size])]
-        images = _load_many(picked, image_size, load_image)
+        images, kept = _calibration_load(picked, image_size)
+        picked = [picked[i] for i in kept]
     else:
-        images, _, _ = ds.arrays(split, image_size)
-        images = images[np.sort(rng.permutation(len(images))[:size])]
-    return images, f"{data} ({split} split, {len(images)} images)"
+        all_images, _, paths = ds.arrays(split, image_size)
+        index = {p: i for i, p in enumerate(paths)}
+        images = all_images[[index[p] for p in picked]]
+    return Calibration(images, [image_id(p) for p in picked],
+                       f"{data} ({split} split, {len(images)} images)")
 
 
-def _load_many(paths, image_size, load_image) -> np.ndarray:
+def _calibration_load(paths, image_size) -> tuple[np.ndarray, list[int]]:
+    images, kept = _load_many(paths, image_size)
+    if not kept:
+        raise MobilenetsError("none of the calibration images could be read")
+    return images, kept
+
+
+def _load_many(paths, image_size) -> tuple[np.ndarray, list[int]]:
+    """Decode image files in parallel: `(uint8 images, indices of the readable paths)`."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mobilenets.data import BadImage
+    from mobilenets.data import BadImage, load_image
 
     def one(p):
         try:
@@ -539,10 +593,11 @@ def _load_many(paths, image_size, load_image) -> np.ndarray:
             return None
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        images = [im for im in pool.map(one, paths) if im is not None]
-    if not images:
-        raise MobilenetsError("none of the calibration images could be read")
-    return np.stack(images)
+        loaded = list(pool.map(one, paths))
+    kept = [i for i, im in enumerate(loaded) if im is not None]
+    if not kept:
+        return np.empty((0, *image_size, 3), np.uint8), kept
+    return np.stack([loaded[i] for i in kept]), kept
 
 
 # --------------------------------------------------------------- export
@@ -550,13 +605,16 @@ def _load_many(paths, image_size, load_image) -> np.ndarray:
 
 @dataclass
 class ExportResult:
-    """What `export` made."""
+    """What `export` made, and which files failed the parity gate."""
 
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)  # name -> path
     rows: list[dict] = field(default_factory=list)  # the parity report
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # One dict per file below min_agreement or above max_drop: model, agreement,
+    # accuracy_drop, images, message (one line naming the file and its numbers).
+    failed: list[dict] = field(default_factory=list)
 
 
 def default_out_dir(target: "str | os.PathLike") -> Path:
@@ -572,8 +630,13 @@ def default_out_dir(target: "str | os.PathLike") -> Path:
 def export(target, out_dir=None, quantize=None, io: str | None = None, formats=None,
            calibration=None, calibration_size: int = DEFAULT_CALIBRATION_SIZE, data=None,
            parity: bool = True, parity_images: int = DEFAULT_PARITY_IMAGES,
-           input_range=None) -> ExportResult:
+           input_range=None, min_agreement: float = DEFAULT_MIN_AGREEMENT,
+           max_drop: float = DEFAULT_MAX_DROP) -> ExportResult:
     """Export a run or Keras model and check every file against Keras.
+
+    The folder is written as one set (see the module docstring): a re-export
+    replaces a previous export folder whole, and refuses a folder that holds
+    anything else.
 
     Args:
         target: run directory, `.keras` or full-model `.h5`.
@@ -584,15 +647,21 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
         formats: `"tflite"` (default), `"saved_model"`, `"onnx"`, or a list.
         calibration: data for int8 calibration (default: the run's data).
         calibration_size: calibration images (default 200).
-        data: data for the parity report (default: the run's test split;
-            None and no run: no parity report).
+        data: data for the parity report (default: the run's own: test, val,
+            then the training images calibration did not use; None and no
+            run: no parity report).
         parity: write the parity report.
         parity_images: at most this many images in the parity report.
         input_range: the input range of a model without our `preprocess`
             layer (default MobileNet's -1,1).
+        min_agreement: the parity gate's lowest top-1 agreement with Keras,
+            a fraction 0..1 (default 0.98).
+        max_drop: the parity gate's largest top-1 accuracy drop against
+            Keras, a fraction of the images (default 0.01: one percentage point).
 
     Returns:
-        An `ExportResult`.
+        An `ExportResult`; `failed` lists the files that missed the gate
+        (they are written all the same).
     """
     formats = parse_formats(formats)
     modes = parse_quantize(quantize) if "tflite" in formats or quantize is not None else ()
@@ -607,12 +676,16 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
     if calibration_size < 1:
         raise MobilenetsError(f"--calibration-size must be >= 1. Received {calibration_size}")
     if parity_images < 1:
-        raise MobilenetsError(f"parity images must be >= 1. Received {parity_images}")
+        raise MobilenetsError(f"--parity-images must be >= 1. Received {parity_images}")
+    if not 0 <= min_agreement <= 1:
+        raise MobilenetsError(f"--min-agreement must be between 0 and 1. Received {min_agreement}")
+    if not max_drop >= 0:
+        raise MobilenetsError(f"--max-drop must be >= 0 (a fraction: 0.01 is one percentage "
+                              f"point). Received {max_drop}")
 
     source = load_source(target, input_range)
-    out = Path(out_dir) if out_dir else default_out_dir(target)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(out_dir=out)
+    dest = Path(out_dir) if out_dir else default_out_dir(target)
+    result = ExportResult(out_dir=dest)
     cfg = source.config
     calib_data = calibration or cfg.get("data")
     if "int8" in modes and not calib_data:
@@ -629,78 +702,201 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                    "classes": len(source.labels)}
     labels_text = "\n".join(source.labels) + "\n"
     files_info: dict[str, dict] = {}
-    calibration_note = None
+    calib = None
 
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
-        tmp = Path(tmp)
-        float_saved = None
-        if any(m != "int8" for m in modes) or "saved_model" in formats:
-            float_saved = save_traced(source.model, tmp / "float")
-        for mode in modes:
-            mode_io = int8_io if mode == "int8" else "float32"
-            extra = {}
-            if mode == "int8":
-                images, calibration_note = calibration_images(calib_data, source.image_size,
-                                                              calibration_size, cfg)
-                saved = float_saved
-                if _has_hard_swish(source.model):
-                    saved = save_traced(int8_friendly(source.model), tmp / "int8")
-                    extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
-                elif saved is None:
-                    saved = save_traced(source.model, tmp / "float")
-                tflite = convert(saved, "int8", mode_io, images)
-            else:
-                tflite = convert(float_saved, mode, "float32")
-            meta = dict(meta_config, quantize=mode, io=mode_io)
-            tflite = embed_metadata(tflite, {LABELS_KEY: labels_text.encode(),
-                                             CONFIG_KEY: json.dumps(meta).encode()})
-            path = artifacts.write_bytes(out / TFLITE_NAMES[mode], tflite)
-            result.files[path.name] = path
-            files_info[path.name] = dict(format="tflite", quantize=mode, io=mode_io,
-                                         bytes=len(tflite), sha256=hashlib.sha256(tflite).hexdigest(),
-                                         input=_input_quantization(tflite), **extra)
-        if "saved_model" in formats:
-            path = _replace_dir(float_saved, out / "saved_model")
-            result.files[path.name] = path
-            files_info[path.name] = dict(format="saved_model", quantize="none", io="float32",
-                                         bytes=_dir_bytes(path), signature="serving_default",
-                                         input_shape=[1, *source.image_size, 3])
-        if "onnx" in formats:
-            path = export_onnx(source.model, out / "model.onnx", source.labels, meta_config)
-            result.files[path.name] = path
-            files_info[path.name] = dict(format="onnx", quantize="none", io="float32",
-                                         bytes=path.stat().st_size)
+    with staged_folder(dest) as out:
+        with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+            tmp = Path(tmp)
+            float_saved = None
+            if any(m != "int8" for m in modes) or "saved_model" in formats:
+                float_saved = save_traced(source.model, tmp / "float")
+            for mode in modes:
+                mode_io = int8_io if mode == "int8" else "float32"
+                extra = {}
+                if mode == "int8":
+                    calib = calibration_images(calib_data, source.image_size, calibration_size, cfg)
+                    saved = float_saved
+                    if _has_hard_swish(source.model):
+                        saved = save_traced(int8_friendly(source.model), tmp / "int8")
+                        extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
+                    elif saved is None:
+                        saved = save_traced(source.model, tmp / "float")
+                    tflite = convert(saved, "int8", mode_io, calib.images)
+                else:
+                    tflite = convert(float_saved, mode, "float32")
+                meta = dict(meta_config, quantize=mode, io=mode_io)
+                tflite = embed_metadata(tflite, {LABELS_KEY: labels_text.encode(),
+                                                 CONFIG_KEY: json.dumps(meta).encode()})
+                path = artifacts.write_bytes(out / TFLITE_NAMES[mode], tflite)
+                result.files[path.name] = path
+                files_info[path.name] = dict(format="tflite", quantize=mode, io=mode_io,
+                                             bytes=len(tflite), sha256=hashlib.sha256(tflite).hexdigest(),
+                                             input=_input_quantization(tflite), **extra)
+            if "saved_model" in formats:
+                path = Path(shutil.move(float_saved, out / "saved_model"))
+                result.files[path.name] = path
+                files_info[path.name] = dict(format="saved_model", quantize="none", io="float32",
+                                             bytes=_dir_bytes(path), signature="serving_default",
+                                             input_shape=[1, *source.image_size, 3])
+            if "onnx" in formats:
+                path = export_onnx(source.model, out / "model.onnx", source.labels, meta_config)
+                result.files[path.name] = path
+                files_info[path.name] = dict(format="onnx", quantize="none", io="float32",
+                                             bytes=path.stat().st_size)
 
-    artifacts.write_text(out / "labels.txt", labels_text)
-    export_config = {
-        "source": str(source.model_path),
-        "source_sha256": _sha256(source.model_path),
-        "run": str(source.run_dir) if source.run_dir else None,
-        "spec": spec,
-        "image_size": list(source.image_size),
-        "input_range": list(PIXEL_RANGE),
-        "added_preprocessing": (f"Rescaling 0..255 -> {parse_range(input_range) or MOBILENET_RANGE}"
-                                if source.wrapped else None),
-        "labels": source.labels,
-        "quantize": list(modes),
-        "io": int8_io if "int8" in modes else "float32",
-        "formats": list(formats),
-        "calibration": ({"data": str(calib_data), "size": calibration_size,
-                         "used": calibration_note} if "int8" in modes else None),
-        "files": files_info,
-        "versions": _versions(),
-    }
-    artifacts.write_json(out / "config.json", export_config)
+        artifacts.write_text(out / "labels.txt", labels_text)
+        export_config = {
+            "source": str(source.model_path),
+            "source_sha256": _sha256(source.model_path),
+            "run": str(source.run_dir) if source.run_dir else None,
+            "spec": spec,
+            "image_size": list(source.image_size),
+            "input_range": list(PIXEL_RANGE),
+            "added_preprocessing": (f"Rescaling 0..255 -> {parse_range(input_range) or MOBILENET_RANGE}"
+                                    if source.wrapped else None),
+            "labels": source.labels,
+            "quantize": list(modes),
+            "io": int8_io if "int8" in modes else "float32",
+            "formats": list(formats),
+            "calibration": ({"data": str(calib_data), "size": calibration_size,
+                             "used": calib.note, "images": len(calib.files), "files": calib.files}
+                            if calib else None),
+            "files": files_info,
+            "versions": _versions(),
+        }
+        artifacts.write_json(out / "config.json", export_config)
 
-    if parity:
-        rows, note = parity_report(source, result.files, data=data, max_images=parity_images)
-        if note:
-            result.notes.append(note)
-        if rows:
-            result.rows = rows
-            result.report_path = artifacts.write_json(out / "export_report.json", {
-                "note": note, "rows": rows})
+        if parity:
+            report = parity_report(source, result.files, data=data, max_images=parity_images,
+                                   exclude=calib.files if calib else ())
+            if report.note:
+                result.notes.append(report.note)
+            if report.rows:
+                result.rows = report.rows
+                result.failed = parity_failures(report.rows, min_agreement, max_drop)
+                artifacts.write_json(out / "export_report.json", {
+                    "note": report.note,
+                    "parity_images": report.images, "parity_splits": report.splits,
+                    "calibration_images": len(calib.files) if calib else 0,
+                    "calibration_overlap": report.overlap,
+                    "gate": {"min_agreement": min_agreement, "max_drop": max_drop,
+                             "failed": result.failed},
+                    "rows": report.rows})
+                result.report_path = dest / "export_report.json"
+    result.files = {name: dest / name for name in result.files}
     return result
+
+
+# --------------------------------------------------------------- one set
+
+
+@contextlib.contextmanager
+def staged_folder(dest: "str | os.PathLike"):
+    """Yield an empty folder beside `dest`; on success it replaces `dest` whole.
+
+    What a killed earlier export left beside `dest` is cleaned up first (an
+    old set it had moved away comes back). `dest` itself may be missing,
+    empty, or an earlier export; a folder holding other files is refused,
+    since it would be replaced.
+
+    Args:
+        dest: the export folder.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(dest)
+    _check_replaceable(dest)
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    staging = dest.with_name(f".{dest.name}.staging-{token}")
+    staging.mkdir()  # not mkdtemp: its 0700 would become the export folder's mode
+    try:
+        yield staging
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{token}")
+            os.rename(dest, old)
+        os.rename(staging, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def clean_leftovers(dest: "str | os.PathLike") -> list[Path]:
+    """Remove what killed exports left in and beside an export folder.
+
+    Beside it: `.<name>.staging-<pid>-*` (a set being written) and
+    `.<name>.old-<pid>-*` (the old set, moved away during the swap; put back
+    when `dest` is missing, i.e. the kill came between the two renames).
+    Folders of a process still running are left alone. Inside it: the
+    `.export-*` and `.convert-*` scratch folders of earlier versions.
+
+    Args:
+        dest: the export folder.
+
+    Returns:
+        The paths removed.
+    """
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        return []
+    removed = []
+    staging, old = f".{dest.name}.staging-", f".{dest.name}.old-"
+    olds = []
+    for p in sorted(dest.parent.iterdir()):
+        for prefix in (staging, old):
+            if p.name.startswith(prefix) and p.is_dir() and not _owner_running(p.name[len(prefix):]):
+                (olds if prefix == old else removed).append(p)
+    if olds and not dest.exists():
+        back = max(olds, key=lambda p: p.stat().st_mtime)
+        os.rename(back, dest)
+        olds.remove(back)
+    removed += olds
+    if dest.is_dir():
+        removed += [p for p in dest.iterdir() if p.is_dir() and p.name.startswith((".export-", ".convert-"))]
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
+    return removed
+
+
+def _owner_running(suffix: str) -> bool:
+    """Whether the process whose pid starts `suffix` (`<pid>-<random>`) is alive."""
+    try:
+        pid = int(suffix.split("-", 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False  # this process starts one export at a time: its own are leftovers
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recorded_files(config: Path) -> list[str]:
+    """The files an earlier export's config.json lists (none if it is not one)."""
+    try:
+        files = json.loads(config.read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(name) for name in files] if isinstance(files, dict) else []
+
+
+def _check_replaceable(dest: Path) -> None:
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise MobilenetsError(f"the export folder is a file: {dest}")
+    ours = EXPORT_NAMES | set(_recorded_files(dest / "config.json"))
+    foreign = sorted(p.name for p in dest.iterdir() if p.name not in ours and not p.name.startswith("."))
+    if foreign:
+        raise MobilenetsError(f"{dest} holds files that are not an export ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}): a re-export replaces the "
+                              f"whole folder, so give --out a new or empty folder")
 
 
 def _input_quantization(tflite: bytes) -> dict:
@@ -714,23 +910,6 @@ def _input_quantization(tflite: bytes) -> dict:
             "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1]),
             "output_dtype": np.dtype(o["dtype"]).name, "output_scale": float(o["quantization"][0]),
             "output_zero_point": int(o["quantization"][1])}
-
-
-def _replace_dir(src: Path, dest: Path) -> Path:
-    """Move a finished folder into place, replacing an older one."""
-    staged = dest.with_name(f".{dest.name}.new")
-    if staged.exists():
-        shutil.rmtree(staged)
-    shutil.copytree(src, staged)
-    old = dest.with_name(f".{dest.name}.old")
-    if dest.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dest, old)
-    os.replace(staged, dest)
-    if old.exists():
-        shutil.rmtree(old)
-    return dest
 
 
 def _dir_bytes(path: Path) -> int:
@@ -798,45 +977,59 @@ def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict)
 # --------------------------------------------------------------- parity
 
 
+@dataclass
+class ParityReport:
+    """What `parity_report` measured."""
+
+    rows: list[dict]  # one per model, Keras first
+    note: str | None  # which data was used, or why there is no report
+    images: int = 0
+    splits: dict[str, int] = field(default_factory=dict)  # parity images by split
+    overlap: int = 0  # parity images that are also in `exclude` (0 by construction)
+
+
 def parity_report(source: Source, files: dict[str, Path], data=None,
-                  max_images: int = DEFAULT_PARITY_IMAGES, split: str = "test",
-                  latency_images: int = 50) -> tuple[list[dict], str | None]:
-    """Top-1 accuracy, agreement with Keras, size and latency of each file.
+                  max_images: int = DEFAULT_PARITY_IMAGES, exclude=(),
+                  latency_images: int = 50) -> ParityReport:
+    """Top-1 accuracy, agreement with Keras, accuracy drop, size and latency of each file.
+
+    Accuracy, agreement and drop come with 95% intervals (`_row`). The images
+    are taken split by split (`PARITY_SPLITS`: test, val, then train), all
+    of a split while they fit in `max_images`, then a seeded sample; images
+    in `exclude` (calibration's) are never used. Training images make the
+    accuracy optimistic but not the comparison with Keras, which sees the
+    same images; `test_accuracy` is the test images' alone.
 
     Args:
         source: the exported Keras model and its run config.
         files: exported files by name.
-        data: dataset for the comparison (default: the run's own, `split`).
-        max_images: a seeded sample of at most this many images.
-        split: the split of the data to use (falls back to val, then train).
+        data: dataset for the comparison (default: the run's own).
+        max_images: at most this many images.
+        exclude: `image_id`s to leave out (the calibration images).
         latency_images: images timed one at a time for the latency column.
-
-    Returns:
-        `(rows, note)`: one row per model (Keras first); a note says which
-        data was used or why there is no report.
     """
     from mobilenets.data import open_dataset
     from mobilenets.predict import load_classifier
 
     data = data if data is not None else source.config.get("data")
     if data is None:
-        return [], "no parity report: the model has no run config naming its data; give --data"
+        return ParityReport([], "no parity report: the model has no run config naming its data; "
+                                "give --data")
     cfg = source.config
     ds = open_dataset(data, validation_percent=cfg.get("validation_percent", 10),
                       test_percent=cfg.get("test_percent", 10))
-    used = next((s for s in (split, "val", "train") if s in ds.splits), None)
-    if used is None:
-        return [], f"no parity report: {data} has no images"
-    images, labels, _ = ds.arrays(used, source.image_size)
-    if len(images) > max_images:
-        keep = np.sort(np.random.default_rng(0).permutation(len(images))[:max_images])
-        images, labels = images[keep], labels[keep]
-    labels = _aligned_labels(list(ds.classes), source.labels, np.asarray(labels), data)
+    exclude = set(exclude)
+    images, labels, splits, ids = parity_images(ds, source.image_size, max_images, exclude)
+    if not len(images):
+        return ParityReport([], f"no parity report: {data} has no images that calibration did "
+                                f"not use")
+    labels = _aligned_labels(list(ds.classes), source.labels, labels, data)
+    is_test = splits == "test"
 
     keras_probs, keras_ms = _keras_run(source.model, images, latency_images)
     keras_top1 = keras_probs.argmax(1)
     rows = [_row("keras", "keras", "none", "float32", source.model_path.stat().st_size,
-                 keras_top1, keras_top1, labels, keras_ms)]
+                 keras_top1, keras_top1, labels, is_test, keras_ms)]
     for name, path in files.items():
         info_format = "tflite" if path.suffix == ".tflite" else "onnx" if path.suffix == ".onnx" \
             else "saved_model"
@@ -849,8 +1042,8 @@ def parity_report(source: Source, files: dict[str, Path], data=None,
             quantize, io, size = "none", "float32", path.stat().st_size
             if clf is None:
                 rows.append({"model": name, "format": "onnx", "quantize": "none", "io": "float32",
-                             "file_mb": round(size / 2**20, 3), "accuracy": None, "agreement": None,
-                             "latency_ms": None, "images": 0,
+                             "file_mb": round(size / 2**20, 3), "images": 0, "accuracy": None,
+                             "agreement": None, "accuracy_drop": None, "latency_ms": None,
                              "note": "onnxruntime not installed: not run"})
                 continue
         else:
@@ -858,8 +1051,57 @@ def parity_report(source: Source, files: dict[str, Path], data=None,
             quantize, io, size = "none", "float32", _dir_bytes(path)
         probs, ms = _timed(clf.predict, images, latency_images)
         rows.append(_row(name, info_format, quantize, io, size, probs.argmax(1), keras_top1,
-                         labels, ms))
-    return rows, f"parity on {data}: {used} split, {len(images)} images"
+                         labels, is_test, ms))
+    counts = {s: int((splits == s).sum()) for s in PARITY_SPLITS if (splits == s).any()}
+    kept_out = f"; calibration's {len(exclude)} left out" if exclude else ""
+    note = (f"parity on {data}: {len(images)} images ("
+            + " + ".join(f"{n} {s}" for s, n in counts.items()) + f"{kept_out})")
+    return ParityReport(rows, note, images=len(images), splits=counts,
+                        overlap=len(exclude.intersection(ids)))
+
+
+def parity_images(ds, image_size: tuple[int, int], max_images: int = DEFAULT_PARITY_IMAGES,
+                  exclude=frozenset(), seed: int = 0):
+    """The parity report's images: test, val, then train (`PARITY_SPLITS`), none in `exclude`.
+
+    Args:
+        ds: an opened dataset (`mobilenets.data.open_dataset`).
+        image_size: `(height, width)`.
+        max_images: at most this many; a split that does not fit whole is
+            a seeded sample.
+        exclude: `image_id`s never to use.
+        seed: sample seed.
+
+    Returns:
+        `(uint8 images, labels, split of each image, image_id of each image)`
+        as arrays of the same length.
+    """
+    from mobilenets.data import ImageFolder
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    room = max_images
+    for split in PARITY_SPLITS:
+        if room <= 0 or split not in ds.splits:
+            continue
+        items = [(i, f, y) for i, (f, y) in enumerate(ds.files(split)) if image_id(f) not in exclude]
+        if len(items) > room:
+            items = [items[i] for i in np.sort(rng.permutation(len(items))[:room])]
+        if not items:
+            continue
+        if isinstance(ds, ImageFolder):  # decode only the files used, not the whole split
+            images, kept = _load_many([f for _, f, _ in items], image_size)
+            items = [items[i] for i in kept]
+        else:
+            images = ds.arrays(split, image_size)[0][[i for i, _, _ in items]]
+        room -= len(items)
+        parts.append((images, [y for _, _, y in items], [split] * len(items),
+                      [image_id(f) for _, f, _ in items]))
+    if not parts:
+        return (np.empty((0, *image_size, 3), np.uint8), np.empty((0,), np.int64),
+                np.empty((0,), str), np.empty((0,), str))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64),
+            np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
 
 
 def _aligned_labels(data_classes: list[str], model_labels: list[str], labels: np.ndarray, data):
@@ -872,12 +1114,131 @@ def _aligned_labels(data_classes: list[str], model_labels: list[str], labels: np
                           f"model's labels ({', '.join(model_labels[:5])}...)")
 
 
-def _row(name, fmt, quantize, io, size, top1, keras_top1, labels, ms) -> dict:
-    return {"model": name, "format": fmt, "quantize": quantize, "io": io,
-            "file_mb": round(size / 2**20, 3),
-            "accuracy": round(float((top1 == labels).mean()), 4),
-            "agreement": round(float((top1 == keras_top1).mean()), 4),
-            "latency_ms": round(ms, 3), "images": int(len(labels))}
+def _row(name, fmt, quantize, io, size, top1, keras_top1, labels, is_test, ms) -> dict:
+    """A parity row: each fraction with the bounds of its 95% interval (`_low`, `_high`)."""
+    n = len(labels)
+    correct, keras_correct = top1 == labels, keras_top1 == labels
+    agree = int((top1 == keras_top1).sum())
+    row = {"model": name, "format": fmt, "quantize": quantize, "io": io,
+           "file_mb": round(size / 2**20, 3), "images": int(n)}
+    row.update(_with_interval("accuracy", correct.mean(), wilson_interval(int(correct.sum()), n)))
+    reference = fmt == "keras"
+    row.update(_with_interval("agreement", agree / n, None if reference else wilson_interval(agree, n)))
+    drop, low, high = accuracy_drop(keras_correct, correct)
+    row.update(_with_interval("accuracy_drop", drop, None if reference else (low, high)))
+    row["test_accuracy"] = round(float(correct[is_test].mean()), 4) if is_test.any() else None
+    row["test_images"] = int(is_test.sum())
+    row["latency_ms"] = round(ms, 3)
+    return row
+
+
+def _with_interval(key: str, value: float, interval) -> dict:
+    low, high = interval or (None, None)
+    return {key: round(float(value), 4),
+            f"{key}_low": None if low is None else round(float(low), 4),
+            f"{key}_high": None if high is None else round(float(high), 4)}
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion, e.g. accuracy or agreement.
+
+    Args:
+        successes: images counted (correct, or agreeing with Keras).
+        n: images (>= 1).
+        confidence: the interval's confidence level.
+    """
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def accuracy_drop(reference_correct, correct, confidence: float = 0.95) -> tuple[float, float, float]:
+    """How much lower a file's accuracy is than the reference's, on the same images.
+
+    The interval is Newcombe's square-and-add interval for paired
+    proportions (Newcombe 1998, with the continuity-corrected correlation, as
+    in Altman et al.'s *Statistics with Confidence* and Fagerland et al.'s
+    *Statistical Analysis of Contingency Tables*): it combines the two
+    Wilson intervals and the correlation of the pairs, so images that both
+    get right (or both wrong) make it far narrower than two independent
+    accuracies' intervals would be.
+
+    Args:
+        reference_correct: per image, whether Keras is right.
+        correct: per image, whether the file is right.
+        confidence: the interval's confidence level.
+
+    Returns:
+        `(drop, low, high)` as fractions of the images; positive is worse.
+    """
+    ref, new = np.asarray(reference_correct, bool), np.asarray(correct, bool)
+    n = len(ref)
+    a, b = int((ref & new).sum()), int((ref & ~new).sum())
+    c, d = int((~ref & new).sum()), int((~ref & ~new).sum())
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence)
+    margins = float((a + b) * (c + d) * (a + c) * (b + d))
+    cross = a * d - b * c
+    cross = cross - n / 2 if cross > n / 2 else min(cross, 0)  # continuity correction
+    phi = cross / np.sqrt(margins) if margins else 0.0
+    below = np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    drop = (b - c) / n
+    return drop, drop - float(below), drop + float(above)
+
+
+def parity_failures(rows: list[dict], min_agreement: float = DEFAULT_MIN_AGREEMENT,
+                    max_drop: float = DEFAULT_MAX_DROP) -> list[dict]:
+    """The files of a parity report that fail the gate, each with a one-line message.
+
+    A file fails when its agreement with Keras is below `min_agreement` or its
+    accuracy drop is above `max_drop` (the measured values; the intervals are
+    shown to judge them). Rows that were not run are skipped.
+
+    Args:
+        rows: `parity_report` rows (Keras first).
+        min_agreement: fraction 0..1.
+        max_drop: fraction of the images (0.01 is one percentage point).
+    """
+    failed = []
+    for r in rows:
+        if r["format"] == "keras" or r.get("agreement") is None:
+            continue
+        reasons = []
+        if r["agreement"] < min_agreement:
+            reasons.append(f"agreement {_figure(r, 'agreement')} is below {min_agreement:g}")
+        if r["accuracy_drop"] > max_drop:
+            reasons.append(f"accuracy drop {_figure(r, 'accuracy_drop')} is above {max_drop:g}")
+        if reasons:
+            failed.append({"model": r["model"], "agreement": r["agreement"],
+                           "accuracy_drop": r["accuracy_drop"], "images": r["images"],
+                           "message": f"{r['model']}: {'; '.join(reasons)} "
+                                      f"(95% intervals, {r['images']} parity images)"})
+    return failed
+
+
+def parity_table(rows: list[dict]) -> list[dict]:
+    """Parity rows as people read them: every fraction with its 95% interval.
+
+    Args:
+        rows: `parity_report` rows.
+    """
+    return [{"model": r["model"], "quantize": r["quantize"], "io": r["io"], "file_mb": r["file_mb"],
+             "images": r["images"], "accuracy [95% CI]": _figure(r, "accuracy"),
+             "agreement [95% CI]": _figure(r, "agreement"),
+             "accuracy drop [95% CI]": _figure(r, "accuracy_drop"),
+             "latency_ms": r.get("latency_ms")} for r in rows]
+
+
+def _figure(row: dict, key: str) -> str:
+    value, low, high = row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high")
+    if value is None:
+        return "-"
+    if low is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _keras_run(model, images: np.ndarray, latency_images: int) -> tuple[np.ndarray, float]:
