@@ -1,6 +1,7 @@
 """Export: every quantize mode, integer I/O, embedded labels, parity, one-line errors."""
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -18,6 +19,7 @@ from mobilenets.errors import MobilenetsError
 from mobilenets.export import (CONFIG_KEY, LABELS_KEY, TFLITE_NAMES, convert, embed_metadata, export,
                                float_ops, load_source, parse_quantize, read_metadata, save_traced)
 from mobilenets.predict import TFLiteClassifier, open_interpreter
+from mobilenets.tflite import ClassifierInfo, split_zip, standard_metadata, write_metadata
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +84,16 @@ def saved(run, tmp_path_factory):
 @pytest.mark.parametrize("io, dtype, zero_point", [("int8", np.int8, -128), ("float32", np.float32, 0)])
 def test_int8_io_types(saved, io, dtype, zero_point):
     images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), np.uint8)
-    interp = Interpreter(model_content=convert(saved, "int8", io, images))
+    converted = convert(saved, "int8", io, images)
+    interp = Interpreter(model_content=converted)
     interp.allocate_tensors()
     d, o = interp.get_input_details()[0], interp.get_output_details()[0]
     assert d["dtype"] == dtype and o["dtype"] == dtype
     if io == "int8":
         assert d["quantization"] == (1.0, zero_point)
+    # The metadata says what the tensor takes: pixel - 128 for int8, the pixel for float32.
+    data = write_metadata(converted, ClassifierInfo("m", list("abc")))
+    assert standard_metadata(data)["inputs"][0]["mean"] == [-float(zero_point)]
 
 
 def test_io_needs_int8(run, saved):
@@ -114,6 +120,50 @@ def test_embed_metadata_replaces_and_keeps_others(exported):
     meta = read_metadata(again)
     assert meta[LABELS_KEY] == b"a\nb\nc\n" and meta["extra"] == b"x" and CONFIG_KEY in meta
     assert list(meta).count(LABELS_KEY) == 1
+    assert split_zip(again)[1] == split_zip(data)[1] == {"labels.txt": b"blue\ngreen\nred\n"}
+
+
+def test_every_file_carries_standard_tflite_metadata(exported, run):
+    """What MediaPipe and the Android tools read: names, RGB, normalization, labels.txt zipped on."""
+    files_info = json.loads((run / "export" / "config.json").read_text())["files"]
+    for name, path in exported.files.items():
+        data = path.read_bytes()
+        meta = standard_metadata(data)
+        assert meta["name"] == "MobileNet v1-0.25-32" and meta["min_parser_version"] == "1.0.0"
+        assert all(meta[k] for k in ("description", "version", "author", "license"))
+        image, scores = meta["inputs"][0], meta["outputs"][0]
+        assert image["color_space"] == "RGB" and (image["mean"], image["std"]) == ([0.0], [1.0])
+        assert (image["min"], image["max"]) == ([0.0], [255.0])
+        assert scores["files"] == [{"name": "labels.txt", "type": "TENSOR_AXIS_LABELS"}]
+        assert split_zip(data)[1] == {"labels.txt": b"blue\ngreen\nred\n"}
+        # config.json describes the final bytes, metadata and zip included.
+        assert files_info[name]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert files_info[name]["bytes"] == len(data)
+
+
+def test_files_exported_before_standard_metadata_still_predict(exported, tmp_path):
+    """An older export has only our entries (no TFLITE_METADATA, no zip): labels still come out."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromPackedBuf(bytearray(exported.files["model_int8.tflite"].read_bytes()), 0)
+    model.metadata = [m for m in model.metadata if m.name != b"TFLITE_METADATA"]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    old = tmp_path / "old_int8.tflite"
+    old.write_bytes(bytes(builder.Output()))
+    assert split_zip(old.read_bytes())[1] == {} and standard_metadata(old) is None
+    clf = TFLiteClassifier(old)
+    assert clf.labels == ["blue", "green", "red"] and clf.input_range == (0.0, 255.0)
+
+
+def test_profile_shows_what_our_int8_file_says(exported, capsys):
+    assert main(["profile", str(exported.files["model_int8.tflite"]), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert meta["name"] == "MobileNet v1-0.25-32" and meta["labels"] == 3
+    assert meta["float_ops"] == {} and meta["normalization"] == {"mean": [0.0], "std": [1.0]}
+    assert meta["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 3], "scale": 1.0, "zero_point": 0}
+    assert meta["mobilenets"]["quantize"] == "int8"
 
 
 def test_parity_report(exported, run):

@@ -52,11 +52,22 @@ def test_shared_model_cat_and_parrot(shared, capsys):
             str(models / "parrot.jpg"), "--labels", str(models / "imagenet_labels.txt"), "--json",
             "--top-k", "3"]
     assert main(argv) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    header, *lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["path"].rsplit("/", 1)[1] for r in lines] == ["cat.bmp", "parrot.jpg"]
     assert lines[0]["label"] in CAT_CLASSES
     assert lines[1]["label"] == "macaw"
     assert len(lines[1]["top_k"]) == 3 and lines[1]["top_k"][0]["index"] == 89
+    # The first line is what the file says about itself (its TFLite Metadata, its tensors).
+    model = header["model"]
+    assert model["name"] == "ImageClassifier" and model["labels"] == 1001
+    assert model["normalization"] == {"mean": [127.5], "std": [127.5]}
+    assert model["input"]["dtype"] == "uint8" and model["input"]["zero_point"] == 128
+    assert model["float_ops"] == {} and model["associated_files"] == ["imagenet_labels.txt"]
+
+
+def test_shared_model_labels_come_from_its_metadata_zip(shared):
+    clf = load_classifier(shared / "models" / "mobilenet_v1_0.25_128_quant.tflite")
+    assert len(clf.labels) == 1001 and clf.labels[89] == "macaw"
 
 
 def test_shared_model_reads_its_quantization(shared):
@@ -78,7 +89,8 @@ def test_align_labels():
 
 def test_folder_with_bad_files_reports_them_and_predicts_the_others(tflite, messy, capsys):
     assert main(["predict", str(tflite), str(messy), "--json", "--top-k", "2"]) == 0
-    records = {r["path"].rsplit("/", 1)[1]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    records = {r["path"].rsplit("/", 1)[1]: r for r in map(json.loads, capsys.readouterr().out.splitlines())
+               if "model" not in r}
     assert set(records) == {"good_0.jpg", "good_1.jpg", "truncated.jpg", "text.jpg"}
     assert records["truncated.jpg"] == {"path": str(messy / "truncated.jpg"),
                                         "error": records["truncated.jpg"]["error"]}
@@ -121,12 +133,40 @@ def test_float_tflite_without_metadata_assumes_minus1_1(run, tflite, tmp_path, f
     assert not np.allclose(default.predict(images), keras_probs, atol=1e-3)
 
 
+def test_float_tflite_with_standard_metadata_only_uses_its_normalization(run, tflite, tmp_path, folder):
+    """A float file from elsewhere whose TFLite Metadata says mean/std: that is its input range."""
+    from mobilenets.tflite import CONFIG_KEY, LABELS_KEY, ClassifierInfo, read_metadata, write_metadata
+
+    bare = _without_metadata(tflite.read_bytes())
+    assert not read_metadata(bare).keys() & {CONFIG_KEY, LABELS_KEY, "TFLITE_METADATA"}
+    images = np.stack([load_image(p, (32, 32)) for p in list_images([folder])[:4]])
+    keras_probs = load_source(run).model.predict_on_batch(images.astype("float32"))
+    pixels = _write(tmp_path / "pixels.tflite", write_metadata(bare, ClassifierInfo("x", list("abc"))))
+    clf = TFLiteClassifier(pixels)
+    assert clf.input_range == (0.0, 255.0) and clf.labels == ["a", "b", "c"]
+    np.testing.assert_allclose(clf.predict(images), keras_probs, atol=2e-4)
+    halves = ClassifierInfo("x", list("abc"), mean=(127.5,), std=(127.5,))
+    assert TFLiteClassifier(_write(tmp_path / "halves.tflite", write_metadata(bare, halves))
+                            ).input_range == (-1.0, 1.0)
+
+
+def test_predict_json_starts_with_what_the_file_says(tflite, folder, capsys):
+    assert main(["predict", str(tflite), str(folder / "red"), "--json", "--top-k", "1"]) == 0
+    header, *rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    model = header["model"]
+    assert model["name"] == "MobileNet v1-0.25-32" and model["labels"] == 3
+    assert model["normalization"] == {"mean": [0.0], "std": [1.0]}  # raw 0-255 pixels
+    assert model["input"]["dtype"] == "float32" and "CONV_2D" in model["float_ops"]
+    assert model["mobilenets"]["quantize"] == "none" and len(rows) == 6
+
+
 def _without_metadata(data: bytes) -> bytes:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as fb
 
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    model.metadata = [m for m in model.metadata if not m.name.startswith(b"mobilenets")]
+    model.metadata = [m for m in model.metadata
+                      if not m.name.startswith(b"mobilenets") and m.name != b"TFLITE_METADATA"]
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -167,6 +207,6 @@ def test_faces_flag_classifies_faces_and_falls_back_to_whole_images(tflite, tmp_
     assert main(["predict", str(tflite), str(tmp_path / "noise.jpg"), str(tmp_path / "small.jpg"),
                  "--faces", "--json"]) == 0
     captured = capsys.readouterr()
-    rows = [json.loads(line) for line in captured.out.splitlines()]
+    rows = [json.loads(line) for line in captured.out.splitlines()][1:]  # after the model line
     assert [r["face"] for r in rows] == [False, True]  # no face: whole image; 40 px: a crop already
     assert "1 images without a face classified whole, 1 already face crops" in captured.err

@@ -54,6 +54,32 @@ def test_published_tflite_matches_keras(shared):
     assert tfl.file_bytes > tfl.weight_bytes
 
 
+def test_tflite_profile_shows_what_the_file_says(shared, capsys):
+    """Any file's metadata: a published model's name, labels, normalization, I/O, float ops."""
+    from mobilenets.cli import main
+
+    model = shared / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    meta = profile(model).metadata
+    assert meta["name"] == "ImageClassifier" and meta["labels"] == 1001
+    assert meta["normalization"] == {"mean": [127.5], "std": [127.5]} and meta["float_ops"] == {}
+    assert meta["input"]["dtype"] == "uint8" and meta["input"]["zero_point"] == 128
+    assert main(["profile", str(model)]) == 0
+    out = capsys.readouterr().out
+    for text in ("ImageClassifier", "yes (min parser 1.0.0)", "1001 (imagenet_labels.txt)",
+                 "mean [127.5], std [127.5]", "scale 0.0078125, zero point 128", "none (all integer)"):
+        assert text in out
+
+
+def test_describe_a_published_model(shared):
+    from mobilenets.profile import describe
+
+    d = describe(shared / "models" / "mobilenet_v1_0.25_128_quant.tflite")
+    assert d["name"] == "ImageClassifier" and d["labels"] == 1001
+    assert d["input"] == {"dtype": "uint8", "shape": [1, 128, 128, 3], "scale": 0.0078125, "zero_point": 128}
+    assert d["float_ops"] == {} and d["mobilenets"] is None
+    assert d["metadata_entries"] == ["TFLITE_METADATA", "min_runtime_version"]
+
+
 def test_keras_file(tmp_path):
     from mobilenets.models import build_model
 

@@ -96,7 +96,7 @@ def _add_profile(sub):
 
 
 def cmd_profile(args):
-    from mobilenets.profile import profile
+    from mobilenets.profile import metadata_summary, profile
     from mobilenets.results import write_rows
 
     p = profile(args.target, classes=args.classes)
@@ -107,8 +107,13 @@ def cmd_profile(args):
         write_rows(p.layers, "table", title=p.name)
         print()
     summary = p.to_dict()
+    summary.pop("metadata", None)
     summary["macs_m"] = round(p.macs / 1e6, 2)
     write_rows([{k: v for k, v in summary.items() if v is not None}], "table", title=p.name)
+    if p.metadata is not None:
+        print()
+        write_rows([{"field": k, "value": v} for k, v in metadata_summary(p.metadata).items()],
+                   "table", title=f"{p.name}: what the file says")
 
 
 # ------------------------------------------------------- retrain / train
@@ -408,7 +413,9 @@ def _add_predict(sub):
     p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and folders (recursive)")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line (for models without their own)")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="one JSON object per image (JSON lines)")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines: first {\"model\": {...}} (what the file says: metadata, labels, "
+                        "normalization, input type, float ops), then one object per image")
     p.add_argument("--threads", type=int, help="inference threads (default: LiteRT's, 1)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--input-range", metavar="LOW,HIGH",
@@ -427,6 +434,8 @@ def cmd_predict(args):
     clf = load_classifier(args.model, labels=args.labels, input_range=args.input_range,
                           threads=args.threads)
     paths = list_images(args.images)
+    if args.json:
+        print(json.dumps({"model": clf.info()}), flush=True)
     faces = None
     if args.faces:
         from mobilenets.faces import FaceCropper

@@ -9,10 +9,12 @@ as it is. For int8 files the input quantization is pinned to scale 1.0
 (zero point 0 for uint8, -128 for int8), so a uint8 input value *is* the pixel
 value, as in the models Teachable Machine and Coral ship.
 
-The class labels travel inside each .tflite (flatbuffer metadata entries
-`mobilenets_labels`, one label per line, and `mobilenets_config`, JSON), so
-`mobilenets predict model_int8.tflite photo.jpg` needs no side file; a
-`labels.txt` is written beside them too. Conversion uses the TFLite converter
+The class labels travel inside each .tflite twice: as standard TFLite
+Metadata with `labels.txt` zipped onto the file (what MediaPipe Tasks, the
+LiteRT Support Library and Android Studio read; see `mobilenets.tflite`) and
+as our entries `mobilenets_labels` (one label per line) and
+`mobilenets_config` (JSON). So `mobilenets predict model_int8.tflite
+photo.jpg` needs no side file; a `labels.txt` is written beside them too. Conversion uses the TFLite converter
 on a SavedModel traced with a fixed batch-1 signature (`from_keras_model`
 and `from_concrete_functions` do not freeze Keras 3 variables reliably).
 
@@ -56,6 +58,11 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
+# The file contract lives in mobilenets.tflite (float_ops in profile); these names stay
+# importable from here.
+from mobilenets.profile import float_ops
+from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, ClassifierInfo, embed_metadata, read_metadata,
+                               write_metadata)
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 # A float32 file for parity and fallback, and the int8 file phones want.
@@ -66,8 +73,6 @@ DEFAULT_INT8_IO = "uint8"
 FORMATS = ("tflite", "saved_model", "onnx")
 TFLITE_NAMES = {"none": "model_float32.tflite", "float16": "model_float16.tflite",
                 "dynamic": "model_dynamic.tflite", "int8": "model_int8.tflite"}
-LABELS_KEY = "mobilenets_labels"
-CONFIG_KEY = "mobilenets_config"
 # The range of pixel values our exported models take.
 PIXEL_RANGE = (0.0, 255.0)
 # MobileNet's own input range: what a model without our `preprocess` layer expects.
@@ -150,65 +155,6 @@ def parse_range(text: "str | tuple | None") -> tuple[float, float] | None:
     if not hi > lo:
         raise MobilenetsError(f"--input-range needs LOW < HIGH. Received {text!r}")
     return (lo, hi)
-
-
-# --------------------------------------------------------------- metadata
-
-
-def embed_metadata(tflite: bytes, entries: dict[str, bytes]) -> bytes:
-    """Add (or replace) named metadata entries in a .tflite flatbuffer.
-
-    Args:
-        tflite: the model bytes.
-        entries: metadata name -> bytes (e.g. `LABELS_KEY` -> labels text).
-
-    Returns:
-        The new model bytes; tensors, ops and other metadata are unchanged.
-    """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as fb
-
-    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    model.metadata = [m for m in (model.metadata or []) if _text(m.name) not in entries]
-    for name, data in entries.items():
-        buffer = fb.BufferT()
-        buffer.data = np.frombuffer(bytes(data), dtype=np.uint8)
-        model.buffers.append(buffer)
-        meta = fb.MetadataT()
-        meta.name = name
-        meta.buffer = len(model.buffers) - 1
-        model.metadata.append(meta)
-    builder = flatbuffers.Builder(len(tflite) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def read_metadata(tflite: "bytes | str | os.PathLike") -> dict[str, bytes]:
-    """The named metadata entries of a .tflite (ours, the converter's, any).
-
-    Args:
-        tflite: model bytes or a path.
-
-    Returns:
-        `{name: bytes}`; empty when the file has none or is not readable.
-    """
-    from ai_edge_litert import schema_py_generated as fb
-
-    buf = Path(tflite).read_bytes() if isinstance(tflite, (str, os.PathLike)) else tflite
-    out = {}
-    try:
-        model = fb.Model.GetRootAs(buf, 0)
-        for i in range(model.MetadataLength()):
-            meta = model.Metadata(i)
-            data = model.Buffers(meta.Buffer()).DataAsNumpy()
-            out[_text(meta.Name())] = data.tobytes() if isinstance(data, np.ndarray) else b""
-    except Exception:  # noqa: BLE001 - a damaged file simply has no metadata we can use
-        return {}
-    return out
-
-
-def _text(name) -> str:
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
 # --------------------------------------------------------------- sources
@@ -464,36 +410,6 @@ def _pinned(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def float_ops(tflite: bytes) -> dict[str, int]:
-    """Ops of a model that compute in floating point, by op name and count.
-
-    The QUANTIZE of a float graph input and the DEQUANTIZE of a float graph
-    output (an int8 model with float32 I/O) are boundaries, not float ops.
-
-    Args:
-        tflite: the model bytes.
-    """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=tflite,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    graph_in = {d["index"] for d in interp.get_input_details()}
-    graph_out = {d["index"] for d in interp.get_output_details()}
-    left: dict[str, int] = {}
-    for op in interp._get_ops_details():
-        ins = [int(i) for i in op["inputs"] if i >= 0]
-        outs = [int(i) for i in op["outputs"]]
-        name = op["op_name"]
-        if name == "QUANTIZE" and set(ins) <= graph_in:
-            continue
-        if name == "DEQUANTIZE" and set(outs) <= graph_out:
-            continue
-        if any(np.dtype(tensors[i]["dtype"]).kind == "f" for i in ins + outs if i in tensors):
-            left[name] = left.get(name, 0) + 1
-    return left
-
-
 def _first_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     # Converter errors put the useful line after a location prefix.
@@ -725,8 +641,10 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 else:
                     tflite = convert(float_saved, mode, "float32")
                 meta = dict(meta_config, quantize=mode, io=mode_io)
-                tflite = embed_metadata(tflite, {LABELS_KEY: labels_text.encode(),
-                                                 CONFIG_KEY: json.dumps(meta).encode()})
+                # Standard TFLite Metadata and labels.txt zipped on (MediaPipe, Android), plus ours.
+                tflite = write_metadata(tflite, _classifier_info(source, spec, mode, mode_io),
+                                        {LABELS_KEY: labels_text.encode(),
+                                         CONFIG_KEY: json.dumps(meta).encode()})
                 path = artifacts.write_bytes(out / TFLITE_NAMES[mode], tflite)
                 result.files[path.name] = path
                 files_info[path.name] = dict(format="tflite", quantize=mode, io=mode_io,
@@ -897,6 +815,24 @@ def _check_replaceable(dest: Path) -> None:
         raise MobilenetsError(f"{dest} holds files that are not an export ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}): a re-export replaces the "
                               f"whole folder, so give --out a new or empty folder")
+
+
+def _classifier_info(source: Source, spec, mode: str, io: str) -> ClassifierInfo:
+    """What the standard metadata of one exported file says (it takes raw 0-255 pixels)."""
+    ours = _versions().get("mobilenets", "dev")
+    kind = {"none": "float32", "float16": "float16 weights", "dynamic": "int8 weights",
+            "int8": f"int8, {io} input and output"}[mode]
+    shown = ", ".join(source.labels[:5]) + (", ..." if len(source.labels) > 5 else "")
+    cfg = source.config
+    return ClassifierInfo(
+        name=f"MobileNet {spec}" if spec else source.model.name,
+        labels=source.labels,
+        description=f"Classifies an RGB image into {len(source.labels)} classes ({shown}). "
+                    f"{kind.capitalize()}; takes raw 0-255 pixels. Made by mobilenets {ours}.",
+        version=f"{source.model_path.name} sha256 {_sha256(source.model_path)[:12]}",
+        author=str(cfg.get("author") or "mobilenets export"),
+        license=str(cfg.get("license") or "not stated by the model's owner (the MobileNet "
+                                          "architecture and ImageNet weights are Apache-2.0)"))
 
 
 def _input_quantization(tflite: bytes) -> dict:

@@ -14,8 +14,11 @@ model's resolution and returns class probabilities:
   otherwise. Integer outputs are dequantized; outputs that are not
   probabilities (logits) go through a softmax.
 
-Labels come from `--labels FILE`, else the model (our metadata, or a
-TFLite-Support labels file zipped onto the .tflite), else `labels.txt`
+A float input with standard TFLite Metadata gets the range its
+NormalizationOptions give ((0 - mean) / std to (255 - mean) / std).
+
+Labels come from `--labels FILE`, else the model (our metadata, or the
+TFLite Metadata labels file zipped onto the .tflite), else `labels.txt`
 beside it. A labels list one shorter than the outputs gets `background` as
 class 0 (the TF-slim convention); a list that starts with `background` and
 is one longer loses it.
@@ -34,7 +37,6 @@ import contextlib
 import json
 import os
 import sys
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -91,21 +93,6 @@ def align_labels(labels: list[str] | None, outputs: int, source: str = "labels")
     raise MobilenetsError(f"{source} has {len(labels)} labels but the model has {outputs} outputs")
 
 
-def _zipped_labels(path: Path) -> list[str] | None:
-    """Labels from a TFLite-Support metadata zip appended to the model, if any."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return None
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if n.lower().endswith(".txt")]
-            preferred = [n for n in names if "label" in n.lower()] or names
-            if preferred:
-                return _label_lines(z.read(preferred[0]).decode("utf-8", "replace")) or None
-    except (OSError, zipfile.BadZipFile):
-        return None
-    return None
-
-
 # --------------------------------------------------------------- classifiers
 
 
@@ -137,6 +124,14 @@ class Classifier:
         rng = "raw pixels" if self.input_range is None else f"pixels -> {self.input_range}"
         return f"{self.name} ({self.kind}, {self.input_size[0]}x{self.input_size[1]}, {rng}, " \
                f"{len(self.labels)} classes)"
+
+    def info(self) -> dict:
+        """What the model is, JSON-ready: `path`, `kind`, `input_size`, `input_range`,
+        `labels` (count); a .tflite adds what `mobilenets.profile.describe` reads
+        from the file (metadata, I/O types and quantization, float ops)."""
+        return {"path": self.name, "kind": self.kind, "input_size": list(self.input_size),
+                "input_range": list(self.input_range) if self.input_range else None,
+                "labels": len(self.labels)}
 
 
 def _as_probabilities(scores: np.ndarray) -> np.ndarray:
@@ -175,7 +170,8 @@ class TFLiteClassifier(Classifier):
                 the model's metadata and the defaults.
             threads: interpreter threads (default: LiteRT's).
         """
-        from mobilenets.export import CONFIG_KEY, LABELS_KEY, MOBILENET_RANGE, read_metadata
+        from mobilenets.export import MOBILENET_RANGE
+        from mobilenets.tflite import CONFIG_KEY, labels_in, read_metadata, standard_metadata
 
         path = Path(path)
         self.name = str(path)
@@ -208,17 +204,19 @@ class TFLiteClassifier(Classifier):
         elif self._dtype.kind in "iu":
             self.input_range = None  # pixels as they are (see _quantize)
         else:
-            self.input_range = MOBILENET_RANGE
+            self.input_range = _normalized_range(standard_metadata(path)) or MOBILENET_RANGE
         if labels is not None:
             found, source = list(labels), "the labels file"
-        elif LABELS_KEY in meta:
-            found, source = _label_lines(meta[LABELS_KEY].decode("utf-8", "replace")), str(path)
         else:
-            found = _zipped_labels(path)
-            source = str(path)
+            found, source = labels_in(path)[0], str(path)
             if found is None and (path.parent / "labels.txt").is_file():
                 found, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
         self.labels = align_labels(found, outputs_n, source)
+
+    def info(self) -> dict:
+        from mobilenets.profile import describe
+
+        return {**super().info(), **describe(self.name), "labels": len(self.labels)}
 
     def _quantize(self, images: np.ndarray) -> np.ndarray:
         if self._dtype.kind not in "iu":
@@ -249,6 +247,15 @@ class TFLiteClassifier(Classifier):
         if self._out_dtype.kind in "iu" and self._out_scale:
             scores = (scores.astype(np.float32) - self._out_zero) * self._out_scale
         return _as_probabilities(scores)
+
+
+def _normalized_range(meta: dict | None) -> tuple[float, float] | None:
+    """The pixel range a float input's NormalizationOptions ask for (one mean/std for all channels)."""
+    inputs = (meta or {}).get("inputs") or [{}]
+    mean, std = inputs[0].get("mean"), inputs[0].get("std")
+    if not mean or not std or len(set(mean)) != 1 or len(set(std)) != 1 or not std[0]:
+        return None
+    return ((0.0 - mean[0]) / std[0], (255.0 - mean[0]) / std[0])
 
 
 def open_interpreter(path: "str | os.PathLike", threads: int | None = None):

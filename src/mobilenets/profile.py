@@ -18,10 +18,15 @@ Conventions (the MobileNet papers' own):
 * `peak_activation_bytes` assumes layers run one at a time in graph order,
   nothing is fused, and each tensor lives from the layer that makes it to
   the last layer that reads it (model inputs included).
+
+A `.tflite` profile also carries what the file says about itself (`metadata`,
+from `describe`): its TFLite Metadata name, labels, normalization, input type
+and quantization, and the ops that compute in floating point.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import zipfile
@@ -31,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets.errors import MobilenetsError
+from mobilenets.tflite import CONFIG_KEY, as_bytes, labels_in, read_metadata, split_zip, standard_metadata
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
 
@@ -51,11 +57,14 @@ class Profile:
     peak_activation_bytes: int
     file_bytes: int | None = None
     layers: list[dict] = field(default_factory=list)
+    metadata: dict | None = None  # .tflite only: `describe`
 
     def to_dict(self, per_layer: bool = False) -> dict:
         d = asdict(self)
         if not per_layer:
             d.pop("layers")
+        if d["metadata"] is None:
+            d.pop("metadata")
         return d
 
     @property
@@ -326,7 +335,113 @@ def profile_tflite(path: Path) -> Profile:
         weight_bytes=int(weight_bytes),
         peak_activation_bytes=peak,
         layers=layers,
+        metadata=describe(path),
     )
+
+
+def metadata_summary(metadata: dict) -> dict:
+    """`Profile.metadata` as one flat row of short texts, for a table.
+
+    Args:
+        metadata: from `describe`.
+    """
+    def tensor(d: dict) -> str:
+        quant = f", scale {d['scale']:g}, zero point {d['zero_point']}" if d["scale"] else ""
+        return f"{d['dtype']} {'x'.join(map(str, d['shape'][1:]))}{quant}"
+
+    norm, ops, standard = metadata["normalization"], metadata["float_ops"], metadata["tflite_metadata"]
+    return {
+        "name": metadata["name"] or "-",
+        "labels": f"{metadata['labels']} ({metadata['labels_from']})" if metadata["labels"] else "none",
+        "normalization": f"mean {norm['mean']}, std {norm['std']}" if norm else "none",
+        "input": tensor(metadata["input"]),
+        "output": tensor(metadata["output"]),
+        "float_ops": ", ".join(f"{n}x {op}" for op, n in ops.items()) if ops else "none (all integer)",
+        "tflite_metadata": f"yes (min parser {standard['min_parser_version']})" if standard else "no",
+    }
+
+
+# ---------------------------------------------------------------- what a .tflite says
+
+
+def _interpreter(data: bytes):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    return Interpreter(model_content=data,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
+def float_ops(tflite: "bytes | str | os.PathLike", interpreter=None) -> dict[str, int]:
+    """Ops of a model that compute in floating point, by op name and count.
+
+    The QUANTIZE of a float graph input and the DEQUANTIZE of a float graph
+    output (an int8 model with float32 I/O) are boundaries, not float ops.
+
+    Args:
+        tflite: the model bytes or a path.
+        interpreter: an interpreter of that model, to reuse.
+    """
+    interp = interpreter or _interpreter(as_bytes(tflite))
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    graph_in = {d["index"] for d in interp.get_input_details()}
+    graph_out = {d["index"] for d in interp.get_output_details()}
+    left: dict[str, int] = {}
+    for op in interp._get_ops_details():
+        ins = [int(i) for i in op["inputs"] if i >= 0]
+        outs = [int(i) for i in op["outputs"]]
+        name = op["op_name"]
+        if name == "QUANTIZE" and set(ins) <= graph_in:
+            continue
+        if name == "DEQUANTIZE" and set(outs) <= graph_out:
+            continue
+        if any(np.dtype(tensors[i]["dtype"]).kind == "f" for i in ins + outs if i in tensors):
+            left[name] = left.get(name, 0) + 1
+    return left
+
+
+def describe(tflite: "bytes | str | os.PathLike") -> dict:
+    """What any .tflite says about itself: metadata, labels, I/O types, float ops.
+
+    Args:
+        tflite: model bytes or a path (ours or anyone's).
+
+    Returns:
+        A JSON-ready dict: `name` (the standard metadata's), `labels`
+        (count) and `labels_from`, `normalization` (`{"mean", "std"}` of the
+        input, or None), `input` and `output` (`dtype`, `shape`, `scale`,
+        `zero_point`), `float_ops` (`{op: count}`, empty for a full-integer
+        model), `metadata_entries`, `associated_files`, `tflite_metadata`
+        (`parse_metadata`, or None) and `mobilenets` (our config, or None).
+    """
+    data = as_bytes(tflite)
+    interp = _interpreter(data)
+    meta = standard_metadata(data) or {}
+    entries = read_metadata(data)
+    labels, labels_from = labels_in(data)
+    image = (meta.get("inputs") or [{}])[0]
+    try:
+        ours = json.loads(entries[CONFIG_KEY]) if CONFIG_KEY in entries else None
+    except ValueError:
+        ours = None
+
+    def io_details(d: dict) -> dict:
+        return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],
+                "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
+
+    return {
+        "name": meta.get("name"),
+        "labels": len(labels) if labels else None,
+        "labels_from": labels_from,
+        "normalization": ({"mean": image["mean"], "std": image["std"]}
+                          if image.get("mean") is not None else None),
+        "input": io_details(interp.get_input_details()[0]),
+        "output": io_details(interp.get_output_details()[0]),
+        "float_ops": float_ops(data, interp),
+        "metadata_entries": sorted(entries),
+        "associated_files": sorted(split_zip(data)[1]),
+        "tflite_metadata": meta or None,
+        "mobilenets": ours,
+    }
 
 
 _SHAPE_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2", "TRANSPOSE",
