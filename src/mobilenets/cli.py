@@ -322,6 +322,10 @@ def _add_export(sub):
     p.add_argument("--calibration", metavar="DATA",
                    help="int8 calibration images (default: the run's training split)")
     p.add_argument("--calibration-size", type=int, default=200, metavar="N")
+    p.add_argument("--int8-method", choices=["reconstruct", "plain"], default="reconstruct",
+                   help="reconstruct (default): refit each kernel on the int8 grid so the int8 file "
+                        "keeps the Keras model's answers (about a minute for a small MobileNet); "
+                        "plain: the TFLite converter's rounding alone")
     p.add_argument("--format", default="tflite", metavar="FORMATS",
                    help="tflite (default), saved_model, onnx, or a comma-separated list")
     p.add_argument("--out", metavar="DIR",
@@ -382,7 +386,7 @@ def cmd_export(args):
     r = export(args.target, out_dir=args.out, quantize=args.quantize, io=args.io, formats=args.format,
                calibration=args.calibration, calibration_size=args.calibration_size, data=args.data,
                parity=not args.no_parity, parity_images=args.parity_images, input_range=args.input_range,
-               min_agreement=args.min_agreement, max_drop=args.max_drop)
+               min_agreement=args.min_agreement, max_drop=args.max_drop, int8_method=args.int8_method)
     if r.rows:
         write_rows(parity_table(r.rows), "table", title="export parity")
     for note in r.notes:

@@ -68,6 +68,9 @@ QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 # A float32 file for parity and fallback, and the int8 file phones want.
 DEFAULT_QUANTIZE = ("none", "int8")
 IO_TYPES = ("float32", "uint8", "int8")
+# How int8 weights are chosen (see mobilenets.quantize): reconstruct, or the converter alone.
+INT8_METHODS = ("reconstruct", "plain")
+DEFAULT_INT8_METHOD = "reconstruct"
 # What an int8 file takes and returns unless --io says otherwise.
 DEFAULT_INT8_IO = "uint8"
 FORMATS = ("tflite", "saved_model", "onnx")
@@ -547,7 +550,8 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
            calibration=None, calibration_size: int = DEFAULT_CALIBRATION_SIZE, data=None,
            parity: bool = True, parity_images: int = DEFAULT_PARITY_IMAGES,
            input_range=None, min_agreement: float = DEFAULT_MIN_AGREEMENT,
-           max_drop: float = DEFAULT_MAX_DROP) -> ExportResult:
+           max_drop: float = DEFAULT_MAX_DROP, int8_method: str = DEFAULT_INT8_METHOD,
+           progress: bool | None = None) -> ExportResult:
     """Export a run or Keras model and check every file against Keras.
 
     The folder is written as one set (see the module docstring): a re-export
@@ -574,6 +578,11 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
             a fraction 0..1 (default 0.98).
         max_drop: the parity gate's largest top-1 accuracy drop against
             Keras, a fraction of the images (default 0.01: one percentage point).
+        int8_method: `reconstruct` (default: `mobilenets.quantize` puts the
+            kernels on the int8 grid so they keep the float outputs, then
+            the converter quantizes) or `plain` (the converter alone).
+        progress: show a progress bar for the int8 reconstruction (default:
+            when stderr is a terminal).
 
     Returns:
         An `ExportResult`; `failed` lists the files that missed the gate
@@ -591,6 +600,9 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
     int8_io = io or DEFAULT_INT8_IO
     if calibration_size < 1:
         raise MobilenetsError(f"--calibration-size must be >= 1. Received {calibration_size}")
+    if int8_method not in INT8_METHODS:
+        raise MobilenetsError(f"--int8-method must be one of {', '.join(INT8_METHODS)}. "
+                              f"Received {int8_method!r}")
     if parity_images < 1:
         raise MobilenetsError(f"--parity-images must be >= 1. Received {parity_images}")
     if not 0 <= min_agreement <= 1:
@@ -631,12 +643,18 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 extra = {}
                 if mode == "int8":
                     calib = calibration_images(calib_data, source.image_size, calibration_size, cfg)
-                    saved = float_saved
-                    if _has_hard_swish(source.model):
-                        saved = save_traced(int8_friendly(source.model), tmp / "int8")
+                    model = source.model
+                    if _has_hard_swish(model):
+                        model = int8_friendly(model)
                         extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
-                    elif saved is None:
-                        saved = save_traced(source.model, tmp / "float")
+                    extra["int8_method"] = int8_method
+                    if int8_method == "reconstruct":
+                        model, layers = _reconstructed(model, calib.images, progress)
+                        extra["reconstructed_layers"] = layers
+                    if model is source.model and float_saved is not None:
+                        saved = float_saved
+                    else:
+                        saved = save_traced(model, tmp / "int8")
                     tflite = convert(saved, "int8", mode_io, calib.images)
                 else:
                     tflite = convert(float_saved, mode, "float32")
@@ -703,6 +721,29 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 result.report_path = dest / "export_report.json"
     result.files = {name: dest / name for name in result.files}
     return result
+
+
+def _reconstructed(model, images: np.ndarray, progress: bool | None):
+    """`quantize.reconstruct` with a progress bar: (model, number of layers it refitted)."""
+    from mobilenets.quantize import reconstruct
+
+    enabled = sys.stderr.isatty() if progress is None else progress
+    if not enabled:
+        model, reports = reconstruct(model, images)
+        return model, len(reports)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("int8 reconstruction {task.fields[layer]}"), BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("int8", total=None, layer="")
+
+        def step(done, total, name):
+            bar.update(task, completed=done, total=total, layer=name)
+
+        model, reports = reconstruct(model, images, progress=step)
+    return model, len(reports)
 
 
 # --------------------------------------------------------------- one set
