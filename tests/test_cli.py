@@ -60,3 +60,133 @@ def test_python_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "mobilenets", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "profile" in out and "zoo" in out
+
+
+# Every numeric flag, by the rule it follows: refused when parsed, in one line, exit 2.
+_JUNK = [
+    (["retrain", "d", "--epochs", "0"], "--epochs: must be a whole number >= 1. Received '0'"),
+    (["retrain", "d", "--epochs", "-3"], "--epochs: must be a whole number >= 1. Received '-3'"),
+    (["retrain", "d", "--epochs", "2.5"], "--epochs: must be a whole number >= 1. Received '2.5'"),
+    (["retrain", "d", "--batch-size", "0"], "--batch-size: must be a whole number >= 1. Received '0'"),
+    (["retrain", "d", "--batch-size", "-1"], "--batch-size: must be a whole number >= 1. Received '-1'"),
+    (["retrain", "d", "--learning-rate", "-1"], "--learning-rate: must be a number > 0. Received '-1'"),
+    (["retrain", "d", "--learning-rate", "nan"], "--learning-rate: must be a number > 0. Received 'nan'"),
+    (["retrain", "d", "--learning-rate", "inf"], "--learning-rate: must be a number > 0. Received 'inf'"),
+    (["retrain", "d", "--fine-tune-learning-rate", "0"], "--fine-tune-learning-rate: must be a number > 0"),
+    (["retrain", "d", "--label-smoothing", "2"],
+     "--label-smoothing: must be a fraction >= 0 and < 1. Received '2'"),
+    (["retrain", "d", "--dropout", "1.5"], "--dropout: must be a fraction >= 0 and < 1. Received '1.5'"),
+    (["retrain", "d", "--dropout", "-0.5"], "--dropout: must be a fraction >= 0 and < 1. Received '-0.5'"),
+    (["retrain", "d", "--dropout", "1"], "--dropout: must be a fraction >= 0 and < 1. Received '1'"),
+    (["retrain", "d", "--weight-decay=-1e-4"], "--weight-decay: must be a number >= 0. Received '-1e-4'"),
+    (["retrain", "d", "--fine-tune", "-5"], "--fine-tune: must be a whole number >= 0. Received '-5'"),
+    (["retrain", "d", "--fine-tune-epochs", "-1"],
+     "--fine-tune-epochs: must be a whole number >= 1. Received '-1'"),
+    (["retrain", "d", "--seed", "-1"], "--seed: must be a whole number >= 0. Received '-1'"),
+    (["retrain", "d", "--time-budget", "-1"], "--time-budget: must be a number > 0. Received '-1'"),
+    (["retrain", "d", "--logical-cpus", "0"], "--logical-cpus: must be a whole number >= 1. Received '0'"),
+    (["retrain", "d", "--validation-percent", "nan"],
+     "--validation-percent: must be a percentage >= 0 and < 100. Received 'nan'"),
+    (["retrain", "d", "--test-percent", "100"],
+     "--test-percent: must be a percentage >= 0 and < 100. Received '100'"),
+    (["retrain", "d", "--random-crop", "-5"], "--random-crop: must be a percentage >= 0 and < 100"),
+    (["train", "d", "--epochs", "0"], "--epochs: must be a whole number >= 1. Received '0'"),
+    (["train", "d", "--low-res", "-1"], "--low-res: must be a whole number >= 0. Received '-1'"),
+    (["train", "d", "--low-res-fraction", "1"],
+     "--low-res-fraction: must be a fraction > 0 and < 1. Received '1'"),
+    (["demo", "--epochs", "0"], "--epochs: must be a whole number >= 1. Received '0'"),
+    (["compare", "v1-0.25-32", "--epochs", "0"], "--epochs: must be a whole number >= 1. Received '0'"),
+    (["compare", "v1-0.25-32", "--repeats", "0"], "--repeats: must be a whole number >= 1"),
+    (["compare", "v1-0.25-32", "--warmup", "-1"], "--warmup: must be a whole number >= 0"),
+    (["compare", "v1-0.25-32", "--budget-ms", "nan"], "--budget-ms: must be a number > 0. Received 'nan'"),
+    (["compare", "v1-0.25-32", "--max-size-mb", "0"], "--max-size-mb: must be a number > 0"),
+    (["compare", "v1-0.25-32", "--budget-threads", "0"], "--budget-threads: must be a whole number >= 1"),
+    (["evaluate", "run", "--top-k", "0"], "--top-k: must be a whole number >= 1. Received '0'"),
+    (["evaluate", "run", "--top-k", "-1"], "--top-k: must be a whole number >= 1. Received '-1'"),
+    (["predict", "m", "i.jpg", "--top-k", "0"], "--top-k: must be a whole number >= 1. Received '0'"),
+    (["predict", "m", "i.jpg", "--batch-size", "0"], "--batch-size: must be a whole number >= 1"),
+    (["predict", "m", "i.jpg", "--threads", "0"], "--threads: must be a whole number >= 1"),
+    (["predict", "m", "i.jpg", "--input-range", "abc"],
+     "--input-range: must be LOW,HIGH with LOW < HIGH, e.g. -1,1 or 0,255. Received 'abc'"),
+    (["export", "run", "--input-range", "1,0"],
+     "--input-range: must be LOW,HIGH with LOW < HIGH, e.g. -1,1 or 0,255. Received '1,0'"),
+    (["export", "run", "--input-range", "abc"], "--input-range: must be LOW,HIGH"),
+    (["export", "run", "--input-range=0,nan"], "--input-range: must be LOW,HIGH"),
+    (["export", "run", "--calibration-size", "0"], "--calibration-size: must be a whole number >= 1"),
+    (["benchmark", "v1-0.25-32", "--runs", "0"], "--runs: must be a whole number >= 1. Received '0'"),
+    (["benchmark", "v1-0.25-32", "--warmup", "-1"], "--warmup: must be a whole number >= 0"),
+    (["benchmark", "v1-0.25-32", "--batch", "0"], "--batch: must be a whole number >= 1"),
+    (["profile", "v1-0.25-32", "--classes", "0"], "--classes: must be a whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", _JUNK, ids=[" ".join(a) for a, _ in _JUNK])
+def test_junk_numbers_are_refused_when_parsed(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # were one accepted, its run would write here
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert f"mobilenets {argv[0]}: error: argument {fragment}" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_edges_of_each_rule_are_accepted():
+    parse = build_parser().parse_args
+    a = parse(["retrain", "d", "--epochs", "1", "--dropout", "0", "--label-smoothing", "0.99",
+               "--fine-tune", "0", "--seed", "0", "--weight-decay", "0", "--validation-percent", "0",
+               "--test-percent", "99.5", "--learning-rate", "1e-9", "--random-crop", "0"])
+    assert (a.epochs, a.dropout, a.label_smoothing, a.fine_tune, a.seed) == (1, 0.0, 0.99, 0, 0)
+    assert (a.validation_percent, a.test_percent, a.learning_rate) == (0.0, 99.5, 1e-9)
+    assert parse(["train", "d", "--low-res", "0", "--low-res-fraction", "0.5"]).low_res == 0
+    assert parse(["benchmark", "m", "--warmup", "0"]).warmup == 0
+    assert parse(["predict", "m", "i.jpg", "--input-range=-1,1"]).input_range == "-1,1"
+    assert parse(["export", "run", "--input-range", "0,255", "--max-drop", "0"]).input_range == "0,255"
+
+
+def test_percents_that_leave_no_training_data_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["retrain", "digits", "--validation-percent", "60", "--test-percent", "40"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("mobilenets retrain: error: --validation-percent and --test-percent must sum to "
+                   "less than 100. Received 60 + 40\n")
+
+
+# A file where a folder goes, a folder where a file goes: one line, exit 2, nothing written.
+_WRONG_KIND = [
+    (["retrain", "digits", "--runs-dir", "{file}"], "--runs-dir: must be a folder, not a file"),
+    (["train", "digits", "--runs-dir", "{file}"], "--runs-dir: must be a folder, not a file"),
+    (["demo", "--runs-dir", "{file}"], "--runs-dir: must be a folder, not a file"),
+    (["retrain", "digits", "--runs-dir", "{file}/runs"],
+     "--runs-dir: must be a folder, but {file} is a file"),
+    (["retrain", "digits", "--cache-dir", "{file}"], "--cache-dir: must be a folder, not a file"),
+    (["train", "digits", "--cache-dir", "{file}/cache"],
+     "--cache-dir: must be a folder, but {file} is a file"),
+    (["compare", "v1-0.25-32", "--cache-dir", "{file}"], "--cache-dir: must be a folder, not a file"),
+    (["compare", "v1-0.25-32", "--out", "{file}"], "--out: must be a folder, not a file"),
+    (["evaluate", "run", "--out", "{file}"], "--out: must be a folder, not a file"),
+    (["export", "run", "--out", "{file}/export"], "--out: must be a folder, but {file} is a file"),
+    (["benchmark", "v1-0.25-32", "--out", "{dir}"], "--out: must be a file, not a folder"),
+    (["benchmark", "v1-0.25-32", "--out", "{file}/bench.csv"],
+     "--out: must be a file, but {file} is a file, not a folder"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", _WRONG_KIND, ids=[" ".join(a) for a, _ in _WRONG_KIND])
+def test_paths_of_the_wrong_kind_are_refused(argv, fragment, tmp_path, monkeypatch, capsys):
+    (tmp_path / "dir").mkdir()
+    file = tmp_path / "file"
+    file.write_text("keep me")
+    names = {"file": file, "dir": tmp_path / "dir"}
+    monkeypatch.chdir(tmp_path / "dir")
+    assert _run([a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {fragment.format(**names)}" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert file.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]
+    assert not any((tmp_path / "dir").iterdir())
+
+
+def test_a_default_folder_that_is_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    assert _run(["retrain", "digits"]) == 2
+    assert "argument --runs-dir: must be a folder, not a file. Received 'runs'" in capsys.readouterr().err

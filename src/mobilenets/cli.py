@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import textwrap
@@ -37,6 +38,81 @@ def _command(sub, name: str, help: str, example: str):
         epilog="example:\n" + textwrap.indent(example.strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+# ------------------------------------------------------------ flag values
+# Every numeric flag is checked here, when parsed: one rule per kind of value,
+# one message ("argument --epochs: must be a whole number >= 1. Received '0'").
+
+
+def _value(convert, accept, rule: str):
+    """An argparse type: `convert` the text and keep it only if `accept(value)`; else say the `rule`."""
+
+    def check(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}. Received {text!r}")
+        return value
+
+    return check
+
+
+# NaN fails every comparison, so each rule below refuses it; the float rules are bounded, so inf too.
+_positive_int = _value(int, lambda v: v >= 1, "a whole number >= 1")
+_non_negative_int = _value(int, lambda v: v >= 0, "a whole number >= 0")
+_positive = _value(float, lambda v: 0 < v < math.inf, "a number > 0")
+_non_negative = _value(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+_fraction = _value(float, lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
+_fraction_below_1 = _value(float, lambda v: 0 <= v < 1, "a fraction >= 0 and < 1")
+_fraction_inside = _value(float, lambda v: 0 < v < 1, "a fraction > 0 and < 1")
+_percent = _value(float, lambda v: 0 <= v < 100, "a percentage >= 0 and < 100")
+_drop = _value(float, lambda v: 0 <= v < math.inf, "a fraction >= 0 (0.01 = 1 percentage point)")
+
+
+def _input_range(text: str) -> str:
+    """`--input-range LOW,HIGH`, read as predict and export read it (`export.parse_range`)."""
+    from mobilenets.export import parse_range
+
+    try:
+        lo, hi = parse_range(text)
+    except MobilenetsError:
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise argparse.ArgumentTypeError(f"must be LOW,HIGH with LOW < HIGH, e.g. -1,1 or 0,255. "
+                                         f"Received {text!r}")
+    return text
+
+
+def _not_a_folder(path: str) -> str | None:
+    """What stops `path` being (or becoming) a folder: itself or a parent that is not one; else None."""
+    p = os.path.abspath(path)
+    while not os.path.lexists(p):
+        p = os.path.dirname(p)
+    return None if os.path.isdir(p) else p
+
+
+def _folder(text: str) -> str:
+    """A folder that exists or can be made: not a file, nor under one."""
+    blocker = _not_a_folder(text)
+    if blocker == os.path.abspath(text):
+        raise argparse.ArgumentTypeError(f"must be a folder, not a file. Received {text!r}")
+    if blocker:
+        raise argparse.ArgumentTypeError(f"must be a folder, but {blocker} is a file. Received {text!r}")
+    return text
+
+
+def _file(text: str) -> str:
+    """A file to write: not a folder, nor under a file."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"must be a file, not a folder. Received {text!r}")
+    blocker = _not_a_folder(os.path.dirname(os.path.abspath(text)))
+    if blocker:
+        raise argparse.ArgumentTypeError(f"must be a file, but {blocker} is a file, not a folder. "
+                                         f"Received {text!r}")
+    return text
 
 
 # ------------------------------------------------------------------ zoo
@@ -89,7 +165,8 @@ def _add_profile(sub):
                  "mobilenets profile ../shared/models/mobilenet_v1_0.25_128_quant.tflite")
     p.add_argument("target", metavar="SPEC_OR_FILE",
                    help="a spec (v1-0.50-160) or a .keras/.h5/.tflite file")
-    p.add_argument("--classes", type=int, default=1000, help="classifier size for a spec (default 1000)")
+    p.add_argument("--classes", type=_positive_int, default=1000,
+                   help="classifier size for a spec (default 1000)")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_profile)
@@ -126,39 +203,40 @@ def _add_training_flags(p, scratch: bool):
     p.add_argument("--arch", help="model spec, e.g. v1-0.25-224 (see 'mobilenets zoo')")
     p.add_argument("--preset", help="named recipe: " + ("seed-cifar10, scratch (default), emotion, gender"
                                                       if scratch else "emotion, gender, scratch, seed-cifar10"))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--learning-rate", type=_positive)
     p.add_argument("--optimizer", choices=["adam", "nadam", "sgd"])
     p.add_argument("--schedule", choices=["constant", "cosine"])
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--dropout", type=float)
+    p.add_argument("--label-smoothing", type=_fraction_below_1)
+    p.add_argument("--weight-decay", type=_non_negative)
+    p.add_argument("--dropout", type=_fraction_below_1)
     p.add_argument("--class-weights", choices=["none", "auto"], help="auto: balance imbalanced folders")
-    p.add_argument("--seed", type=int, help="makes a run repeatable")
-    p.add_argument("--validation-percent", type=float, help="held out for validation (default 10)")
-    p.add_argument("--test-percent", type=float, help="held out for testing (default 10)")
+    p.add_argument("--seed", type=_non_negative_int, help="makes a run repeatable")
+    p.add_argument("--validation-percent", type=_percent, help="held out for validation (default 10)")
+    p.add_argument("--test-percent", type=_percent, help="held out for testing (default 10)")
     aug = p.add_argument_group("augmentation (runs inside the tf.data pipeline)")
     aug.add_argument("--flip-left-right", action="store_true", default=None)
-    aug.add_argument("--random-crop", type=float, metavar="PCT")
-    aug.add_argument("--random-scale", type=float, metavar="PCT")
-    aug.add_argument("--random-brightness", type=float, metavar="PCT")
-    aug.add_argument("--shift", type=float, metavar="PCT", help="translate by up to PCT of the size")
+    aug.add_argument("--random-crop", type=_percent, metavar="PCT")
+    aug.add_argument("--random-scale", type=_percent, metavar="PCT")
+    aug.add_argument("--random-brightness", type=_percent, metavar="PCT")
+    aug.add_argument("--shift", type=_percent, metavar="PCT", help="translate by up to PCT of the size")
     aug.add_argument("--augment", metavar="TEXT", help="preset or list, e.g. 'retrain' or 'flip,crop=10'")
     run = p.add_argument_group("run")
     run.add_argument("--name", help="run name (default: <data>-<spec>-<time>)")
-    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--runs-dir", type=_folder, default="runs")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    run.add_argument("--cache-dir", help="bottleneck and image cache (default ~/.cache/mobilenets)")
+    run.add_argument("--cache-dir", type=_folder,
+                     help="bottleneck and image cache (default ~/.cache/mobilenets)")
     run.add_argument("--no-cache", action="store_true", help="compute features again, cache nothing")
-    run.add_argument("--time-budget", type=float, metavar="MIN", dest="time_budget_minutes",
+    run.add_argument("--time-budget", type=_positive, metavar="MIN", dest="time_budget_minutes",
                      help="train for MIN minutes: a cosine schedule is fitted to end in time "
                           "(--epochs becomes the most it may use); otherwise stop after the "
                           "epoch that passes MIN minutes")
     run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"])
     run.add_argument("--faces", action="store_true", default=None,
                      help="crop every image to its largest face first (OpenCV Haar cascade)")
-    run.add_argument("--logical-cpus", type=int, metavar="N",
+    run.add_argument("--logical-cpus", type=_positive_int, metavar="N",
                      help="split the CPU into N devices (to try --distribute mirrored)")
 
 
@@ -176,6 +254,9 @@ def _train_config(args, mode: str):
     from mobilenets.train import TrainConfig, apply_preset
 
     given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if given.get("validation_percent", 0) + given.get("test_percent", 0) >= 100:
+        raise MobilenetsError(f"--validation-percent and --test-percent must sum to less than 100. "
+                              f"Received {args.validation_percent:g} + {args.test_percent:g}")
     if args.augment is not None or any(getattr(args, f) for f in _AUG_FLAGS):
         aug = Augment.parse(args.augment).to_dict()
         aug.update({k: getattr(args, f) for f, k in _AUG_FLAGS.items() if getattr(args, f)})
@@ -217,10 +298,10 @@ def _add_retrain(sub):
                  "mobilenets retrain --resume runs/pokemon-types-v1-0.25-224-20261123-120000")
     _add_training_flags(p, scratch=False)
     p.add_argument("--weights", help="imagenet (default; Keras cache or download), none, or a weights file")
-    p.add_argument("--fine-tune", type=int, metavar="N",
+    p.add_argument("--fine-tune", type=_non_negative_int, metavar="N",
                    help="then unfreeze the top N backbone layers (BatchNorm stays frozen)")
-    p.add_argument("--fine-tune-epochs", type=int)
-    p.add_argument("--fine-tune-learning-rate", type=float, help="default: --learning-rate / 10")
+    p.add_argument("--fine-tune-epochs", type=_positive_int)
+    p.add_argument("--fine-tune-learning-rate", type=_positive, help="default: --learning-rate / 10")
     p.set_defaults(func=lambda args: _run_training(args, "retrain"))
 
 
@@ -244,11 +325,11 @@ def _add_train(sub):
                    help="strides of the four downsampling blocks after the stem (default 2,2,2,2); "
                         "with --stem-stride 2, e.g. 2,1,2,2 also ends 32 px inputs at 2x2, "
                         "2x faster per epoch but less accurate in 30 min on CIFAR-10")
-    p.add_argument("--low-res", type=int, metavar="PX",
+    p.add_argument("--low-res", type=_non_negative_int, metavar="PX",
                    help="train the first epochs on images scaled down to PX high (e.g. 24 for 32 px "
                         "models: ~0.6x the work per epoch), then at the model's size; the 'scratch' "
                         "preset uses 3/4 of the model's height; 0 turns it off")
-    p.add_argument("--low-res-fraction", type=float, metavar="F",
+    p.add_argument("--low-res-fraction", type=_fraction_inside, metavar="F",
                    help="share of the epochs at --low-res (default 0.5; with --time-budget, of the "
                         "planned epochs)")
     p.add_argument("--init", metavar="WEIGHTS",
@@ -267,8 +348,8 @@ def _add_evaluate(sub):
     p.add_argument("target", metavar="RUN_OR_MODEL")
     p.add_argument("data", nargs="?", metavar="DATA", help="default: the run's own data")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--out", help="output folder (default: <run>/evaluation-<split>)")
+    p.add_argument("--top-k", type=_positive_int, default=5)
+    p.add_argument("--out", type=_folder, help="output folder (default: <run>/evaluation-<split>)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--faces", action="store_true", default=None,
                    help="crop images to faces first (default: as the run was trained)")
@@ -321,14 +402,14 @@ def _add_export(sub):
                         "Machine ship); float modes are float32")
     p.add_argument("--calibration", metavar="DATA",
                    help="int8 calibration images (default: the run's training split)")
-    p.add_argument("--calibration-size", type=int, default=200, metavar="N")
+    p.add_argument("--calibration-size", type=_positive_int, default=200, metavar="N")
     p.add_argument("--int8-method", choices=["reconstruct", "plain"], default="reconstruct",
                    help="reconstruct (default): refit each kernel on the int8 grid so the int8 file "
                         "keeps the Keras model's answers (about a minute for a small MobileNet); "
                         "plain: the TFLite converter's rounding alone")
     p.add_argument("--format", default="tflite", metavar="FORMATS",
                    help="tflite (default), saved_model, onnx, or a comma-separated list")
-    p.add_argument("--out", metavar="DIR",
+    p.add_argument("--out", type=_folder, metavar="DIR",
                    help="output folder (default: <run>/export); a re-export replaces it whole")
     gate = p.add_argument_group("parity report and gate")
     gate.add_argument("--data", help="data for the parity report (default: the run's own)")
@@ -336,47 +417,16 @@ def _add_export(sub):
                       help="at most N parity images (default 1000)")
     gate.add_argument("--min-agreement", type=_fraction, default=0.98, metavar="F",
                       help="fail a file whose top-1 agreement with Keras is below F (0..1; default 0.98)")
-    gate.add_argument("--max-drop", type=_non_negative, default=0.01, metavar="F",
+    gate.add_argument("--max-drop", type=_drop, default=0.01, metavar="F",
                       help="fail a file whose top-1 accuracy is more than F below Keras's, as a "
                            "fraction (default 0.01 = 1 percentage point)")
     gate.add_argument("--allow-drop", action="store_true",
                       help=f"warn about failing files but exit 0, not {EXIT_PARITY}")
     gate.add_argument("--no-parity", action="store_true", help="skip the parity report (and the gate)")
-    p.add_argument("--input-range", metavar="LOW,HIGH",
+    p.add_argument("--input-range", type=_input_range, metavar="LOW,HIGH",
                    help="what a model without our preprocess layer expects (default: "
                         "--input-range=-1,1)")
     p.set_defaults(func=cmd_export)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1. Received {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1. Received {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a fraction >= 0 (0.01 = 1 percentage point). "
-                                         f"Received {text!r}")
-    return value
 
 
 def cmd_export(args):
@@ -416,13 +466,13 @@ def _add_predict(sub):
     p.add_argument("model", metavar="MODEL", help="run directory, .keras, .h5 or .tflite")
     p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and folders (recursive)")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line (for models without their own)")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=_positive_int, default=5)
     p.add_argument("--json", action="store_true",
                    help="JSON lines: first {\"model\": {...}} (what the file says: metadata, labels, "
                         "normalization, input type, float ops), then one object per image")
-    p.add_argument("--threads", type=int, help="inference threads (default: LiteRT's, 1)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--input-range", metavar="LOW,HIGH",
+    p.add_argument("--threads", type=_positive_int, help="inference threads (default: LiteRT's, 1)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--input-range", type=_input_range, metavar="LOW,HIGH",
                    help="float input range of a model without our metadata: --input-range=-1,1 "
                         "(default), 0,1 or 0,255")
     p.add_argument("--faces", action="store_true",
@@ -473,12 +523,13 @@ def _add_benchmark(sub):
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite/.keras/.h5 file, run directory, or spec (random weights, float32 .tflite)")
     p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed calls (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
-    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls (default 50)")
+    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--batch", type=_positive_int, default=1, help="images per call (default 1)")
     p.add_argument("--per-op", action="store_true", help="ops by type, with XNNPACK delegation")
     p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
-    p.add_argument("--out", metavar="FILE", help="also write the rows here (.csv/.json/.md by suffix)")
+    p.add_argument("--out", type=_file, metavar="FILE",
+                   help="also write the rows here (.csv/.json/.md by suffix)")
     p.set_defaults(func=cmd_benchmark)
 
 
@@ -507,8 +558,8 @@ def cmd_benchmark(args):
 def _add_demo(sub):
     p = _command(sub, "demo", "Train, evaluate, export to int8 TFLite and predict, on built-in digits (offline).",
                  "mobilenets demo --runs-dir runs")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--runs-dir", type=_folder, default="runs")
+    p.add_argument("--epochs", type=_positive_int, default=8)
     p.set_defaults(func=lambda args: print(_demo(args)))
 
 
@@ -532,24 +583,25 @@ def _add_compare(sub):
                    help="a grid of candidates, e.g. 'v1:1.0,0.5:224,160' (family v1, v2, v3-large, "
                         "v3-small, v3-large-min, v3-small-min); repeatable")
     p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed calls per latency (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
-    p.add_argument("--repeats", type=int, default=1, metavar="N",
+    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls per latency (default 50)")
+    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
                    help="time each file in N fresh processes spread over the run and keep the lowest "
                         "p50: steadier on a busy machine (default 1)")
     p.add_argument("--data", metavar="DATA",
                    help="retrain every candidate on this data (same recipe) and measure accuracy")
-    p.add_argument("--epochs", type=int, help="retrain epochs (default: the retrain recipe's)")
+    p.add_argument("--epochs", type=_positive_int, help="retrain epochs (default: the retrain recipe's)")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (default), none, or a weights file; the same for every candidate")
-    p.add_argument("--cache-dir", help="bottleneck cache for retraining (default ~/.cache/mobilenets)")
-    p.add_argument("--budget-ms", type=float, metavar="MS", help="pick the most accurate model within MS")
-    p.add_argument("--max-size-mb", type=float, metavar="MB", help="... and within MB of .tflite file")
+    p.add_argument("--cache-dir", type=_folder,
+                   help="bottleneck cache for retraining (default ~/.cache/mobilenets)")
+    p.add_argument("--budget-ms", type=_positive, metavar="MS", help="pick the most accurate model within MS")
+    p.add_argument("--max-size-mb", type=_positive, metavar="MB", help="... and within MB of .tflite file")
     p.add_argument("--budget-format", choices=["int8", "float"], default="int8",
                    help="the file the budget applies to (default int8)")
-    p.add_argument("--budget-threads", type=int, metavar="N",
+    p.add_argument("--budget-threads", type=_positive_int, metavar="N",
                    help="the thread count the budget applies to (default: the largest of --threads)")
-    p.add_argument("--out", default="compare", metavar="DIR",
+    p.add_argument("--out", type=_folder, default="compare", metavar="DIR",
                    help="results, files and report.html; also the cache a re-run reuses (default compare/)")
     p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
     p.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
