@@ -649,8 +649,13 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                         extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
                     extra["int8_method"] = int8_method
                     if int8_method == "reconstruct":
-                        model, layers = _reconstructed(model, calib.images, progress)
-                        extra["reconstructed_layers"] = layers
+                        try:
+                            model, layers = _reconstructed(model, calib.images, progress)
+                            extra["reconstructed_layers"] = layers
+                        except Exception as e:  # noqa: BLE001 - a graph it does not know: plain int8, said
+                            extra["int8_method"] = "plain"
+                            result.notes.append(f"int8 reconstruction skipped ({_first_line(e)}): "
+                                                f"model_int8.tflite is the converter's plain int8")
                     if model is source.model and float_saved is not None:
                         saved = float_saved
                     else:

@@ -47,6 +47,9 @@ DAMP = 0.01
 # layer is only rounded to nearest and bias-corrected (a Dense head sees one
 # row per image).
 MIN_ROWS_PER_INPUT = 8
+# Input rows (images x output positions) per forward batch that feed a
+# layer's second moments; early layers have 25 x 112 x 112 = 313k.
+MAX_ROWS_PER_BATCH = 16384
 # equalize: largest factor a channel is scaled up by, and how far above its
 # calibration maximum a channel's values may go before they clip (images the
 # calibration did not see go higher).
@@ -246,10 +249,15 @@ def _reconstruct_layer(layer, ref_layer, float_model, sim, images, consumers, ba
                                                       else kernel.shape[-1])
     w = _rows(kernel, kind) * gain[:, None]  # folded, (out, k) or (channels, k)
     stats = _Stats()
+    rng = np.random.default_rng(0)
     for i in range(0, len(images), batch_size):
         batch = images[i:i + batch_size].astype(np.float32)
         x = _columns(float_in.predict_on_batch(batch), layer, kind)
         xq = _columns(int8_in.predict_on_batch(batch), layer, kind)
+        axis = 1 if kind == "depthwise" else 0
+        if x.shape[axis] > MAX_ROWS_PER_BATCH:  # 112x112 positions: a sample estimates the moments
+            keep = np.sort(rng.choice(x.shape[axis], MAX_ROWS_PER_BATCH, replace=False))
+            x, xq = np.take(x, keep, axis=axis), np.take(xq, keep, axis=axis)
         stats.add(x, xq)
     # Too few input rows per kernel input (a head on pooled features, late
     # layers of a small input): refit and GPTQ would fit the calibration
