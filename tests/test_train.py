@@ -216,7 +216,7 @@ def test_single_class_folder_is_one_line_error(tmp_path, capsys):
         for f in (tmp_path / "one" / name).iterdir():
             f.unlink()
         (tmp_path / "one" / name).rmdir()
-    rc = main(["retrain", str(tmp_path / "one"), "--arch", "v1-0.25-32", "--weights", "none",
+    rc = main(["retrain", str(tmp_path / "one"), "--arch", "v1-0.25-32",
                "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "class" in err
@@ -224,9 +224,18 @@ def test_single_class_folder_is_one_line_error(tmp_path, capsys):
 
 def test_existing_run_name_is_refused(folder, tmp_path, capsys):
     run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="same")
-    rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
+    rc = main(["retrain", str(folder), "--arch", "v1-0.25-32",
                "--runs-dir", str(tmp_path / "runs"), "--name", "same"])
     assert rc == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder, tmp_path, capsys):
+    rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
+               "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "random backbone" in err and "'mobilenets train'" in err
+    assert not (tmp_path / "runs").exists()  # refused before any run folder is made
 
 
 def test_faces_step_runs_before_training(folder, tmp_path, monkeypatch):

@@ -287,7 +287,7 @@ def _run_training(args, mode: str):
 
     cache = None if args.no_cache else (args.cache_dir or cache_home())
     run = run_training(config, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
-                       cache_dir=cache)
+                       cache_dir=cache, random_backbone=False)
     print(run)
 
 

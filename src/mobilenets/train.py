@@ -1133,7 +1133,7 @@ def _fit_head(head, train: tuple, val: tuple | None, config: TrainConfig, state:
 
 def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
                  resume: "str | os.PathLike | None" = None, cache_dir: "str | os.PathLike | None" = None,
-                 data=None) -> Path:
+                 data=None, random_backbone: bool = True) -> Path:
     """Train (or resume) a run and write everything to its directory.
 
     Args:
@@ -1143,6 +1143,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         resume: an existing run directory to continue.
         cache_dir: where bottleneck features are cached (None: no cache).
         data: an already opened dataset (default: `open_dataset(config.data)`).
+        random_backbone: allow a retrain on a randomly initialised backbone
+            (`weights="none"`); False refuses it (see `refuse_random_backbone`).
 
     Returns:
         The run directory.
@@ -1160,6 +1162,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         if "complete" in state.get("done", []):
             raise MobilenetsError(f"run {run} is already complete")
     else:
+        if not random_backbone:
+            refuse_random_backbone(config)
         _low_res(config, (config.spec.height, config.spec.width))  # a bad setting fails before any work
         run = new_run_dir(runs_dir, name, config)
         state = {"done": [], "history": []}
@@ -1177,6 +1181,20 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         print(f"\ninterrupted: every finished epoch is saved; continue with "
               f"'mobilenets {command} --resume {run}'", file=sys.stderr)
         raise
+
+
+def refuse_random_backbone(config: TrainConfig) -> None:
+    """Refuse a retrain whose frozen backbone has random weights.
+
+    A freshly initialised MobileNet's pooled features shrink to ~1e-16: a head
+    trained on them learns nothing (validation accuracy = the majority share).
+    Training every layer (`mobilenets train`) is what random weights need.
+    """
+    if config.mode == "retrain" and str(config.weights).lower() == "none":
+        raise MobilenetsError(
+            "retrain --weights none would train a head on a random backbone's features (~1e-16), "
+            "which learns nothing; use 'mobilenets train' to train the whole network, or "
+            "--weights imagenet or a weights file")
 
 
 def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, started: float) -> Path:
