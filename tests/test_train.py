@@ -14,6 +14,7 @@ import pytest
 import _tiny
 from _tiny import COLOURS
 from mobilenets.cli import main
+from mobilenets.errors import MobilenetsError
 from mobilenets.train import (PRESETS, SMALL_STEP_WORK, TrainConfig, apply_preset, build_for_config,
                               run_training, step_work, thread_plan)
 
@@ -271,6 +272,19 @@ def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path):
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert set(reasons) == {"red/cut.jpg", "blue/notes.jpg"}
     assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2
+
+
+@pytest.mark.parametrize("augment", [{}, {"flip_left_right": True}])
+def test_a_split_whose_every_file_fails_to_decode_is_called_empty(tmp_path, keras_home, capsys, augment):
+    # Pre-split folders; the only validation image is a JPEG cut in half: its
+    # header reads fine, its pixels do not.
+    make_folder(tmp_path / "d" / "train")
+    good = (tmp_path / "d" / "train" / "red" / "red_000.jpg").read_bytes()
+    (tmp_path / "d" / "val" / "red").mkdir(parents=True)
+    (tmp_path / "d" / "val" / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    cfg = tiny(tmp_path / "d", weights="imagenet", epochs=1, augment=augment)
+    with pytest.raises(MobilenetsError, match=r"^the 'val' split of .* is empty$"):
+        run_training(cfg, runs_dir=tmp_path / "runs", name="cut", cache_dir=tmp_path / "cache")
 
 
 def test_no_ragged_last_batch_and_short_schedules_still_decay(folder, tmp_path):

@@ -1063,6 +1063,8 @@ def _head_on_features(model, run, config, data, splits, state, cache_dir, starte
         if not split:
             continue
         images, labels, _ = data.arrays(split, size, cache_dir=_image_cache(cache_dir))
+        if not len(images):  # every file failed to decode: what the image pipeline says then
+            raise MobilenetsError(f"the {split!r} split of {data.name} is empty")
         key = _feature_key(config, images)
         feats[split], hits[split] = extract_features(backbone, images, key, cache_dir)
         feats[split] = (feats[split], labels)
