@@ -230,6 +230,36 @@ def test_existing_run_name_is_refused(folder, tmp_path, capsys):
     assert rc == 2 and "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mode, ckpt", [("scratch", "train.keras"), ("retrain", "head.keras")])
+def test_resume_from_a_broken_checkpoint_is_one_line_naming_it(folder, tmp_path, capsys, mode, ckpt):
+    import keras
+
+    run = run_training(tiny(folder, mode=mode, epochs=1), runs_dir=tmp_path / "runs", name="r")
+    state_path = run / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["done"] = [] if mode == "scratch" else ["head"]  # as if killed before the end
+    state_path.write_text(json.dumps(state))
+    path = run / "checkpoints" / ckpt
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+
+    def resume():
+        capsys.readouterr()
+        rc = main(["train" if mode == "scratch" else "retrain", "--resume", str(run)])
+        err = capsys.readouterr().err
+        assert rc == 2 and "Traceback" not in err, err
+        last = err.splitlines()[-1]  # after any note on how it would have trained
+        assert err.count("error:") == 1 and "error:" in last, err
+        return last
+
+    assert f"checkpoint {path} is truncated or corrupt" in resume()
+    inp = keras.Input((4,))
+    keras.Model(inp, keras.layers.Lambda(lambda x: x * 2)(inp)).save(path)
+    assert f"checkpoint {path} holds a Lambda layer" in resume()
+    state_path.write_text(json.dumps(state)[:10])
+    assert f"{state_path} is unreadable or truncated" in resume()
+
+
 def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder, tmp_path, capsys):
     rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
                "--runs-dir", str(tmp_path / "runs")])

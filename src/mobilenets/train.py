@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -185,7 +186,34 @@ def load_run_config(run: Path) -> TrainConfig:
 
 def _state(run: Path) -> dict:
     path = run / "checkpoints" / "state.json"
-    return json.loads(path.read_text()) if path.is_file() else {"done": [], "history": []}
+    if not path.is_file():
+        return {"done": [], "history": []}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MobilenetsError(f"cannot resume: {path} is unreadable or truncated ({e})") from None
+    if not isinstance(state, dict):
+        raise MobilenetsError(f"cannot resume: {path} holds no training state")
+    return state
+
+
+def load_checkpoint(path: Path):
+    """A run's checkpoint (weights and optimizer state), or one line saying what is wrong with it."""
+    import keras
+
+    if not path.is_file():
+        raise MobilenetsError(f"cannot resume: checkpoint {path} is missing")
+    if not zipfile.is_zipfile(path):
+        raise MobilenetsError(f"cannot resume: checkpoint {path} is truncated or corrupt "
+                              f"(a .keras file is a zip archive)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # noqa: BLE001 - any failure to read is this file's
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "Lambda" in first:
+            raise MobilenetsError(f"cannot resume: checkpoint {path} holds a Lambda layer (Python code), "
+                                  f"which safe loading refuses; no run writes one") from None
+        raise MobilenetsError(f"cannot resume: checkpoint {path} cannot be read: {first[:200]}") from None
 
 
 # ------------------------------------------------------------------ model
@@ -857,7 +885,7 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
     with _scope(strategy):
         if state.get("phase") == phase and ckpt.is_file():
             initial = int(state["epoch"])
-            model = keras.saving.load_model(ckpt)  # weights and optimizer state
+            model = load_checkpoint(ckpt)  # weights and optimizer state
             print(f"resuming {phase} at epoch {initial + 1}/{epochs}", file=sys.stderr)
         else:
             _compile(model, config, steps, epochs, lr)
@@ -1238,7 +1266,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
                                    config.learning_rate, state, started, strategy, cache_dir)
         else:
             with _scope(strategy):
-                model = keras.saving.load_model(run / "checkpoints" / "head.keras")
+                model = load_checkpoint(run / "checkpoints" / "head.keras")
         if config.fine_tune and "fine_tune" not in state["done"]:
             set_trainable(model, config.fine_tune)
             lr = config.fine_tune_learning_rate or config.learning_rate / 10
