@@ -260,6 +260,15 @@ def test_resume_from_a_broken_checkpoint_is_one_line_naming_it(folder, tmp_path,
     assert f"{state_path} is unreadable or truncated" in resume()
 
 
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/tmp/abs"])
+def test_run_names_stay_inside_the_runs_dir(folder, tmp_path, capsys, name):
+    rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--runs-dir", str(tmp_path / "a" / "runs"),
+               "--name", name])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--name takes a plain folder name" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colours"]  # nothing made anywhere
+
+
 def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder, tmp_path, capsys):
     rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
                "--runs-dir", str(tmp_path / "runs")])

@@ -167,6 +167,8 @@ def _face_preset(p) -> dict:
 
 def new_run_dir(runs_dir: "str | os.PathLike", name: str | None, config: TrainConfig) -> Path:
     """`runs/<name>`: the given name, else `<data>-<spec>-<timestamp>`."""
+    if name:
+        check_run_name(name)
     if not name:
         data = Path(config.data.split(":")[-1]).name.replace(".tar.gz", "") or "data"
         name = f"{data}-{config.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -175,6 +177,13 @@ def new_run_dir(runs_dir: "str | os.PathLike", name: str | None, config: TrainCo
         raise MobilenetsError(f"run {run} exists; pass --resume {run} to continue it, or a new --name")
     run.mkdir(parents=True, exist_ok=True)
     return run
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name inside --runs-dir."""
+    if not name.strip() or name == "." or ".." in name or any(c in name for c in "/\\\0"):
+        raise MobilenetsError(f"--name takes a plain folder name, made inside --runs-dir "
+                              f"(no '/', '\\' or '..'). Received {name!r}")
 
 
 def load_run_config(run: Path) -> TrainConfig:
