@@ -269,6 +269,34 @@ def test_run_names_stay_inside_the_runs_dir(folder, tmp_path, capsys, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["colours"]  # nothing made anywhere
 
 
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    import threading
+
+    from mobilenets.train import new_run_dir
+
+    cfg = tiny(tmp_path / "colours")
+    now = time.time()
+    taken = [f"colours-v1-0.25-32-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now + k))}" for k in range(3)]
+    for n in taken:  # other runs' folders, this second and the next two
+        (tmp_path / "runs" / n).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / n / "config.json").write_text("{}")
+    first = new_run_dir(tmp_path / "runs", None, cfg)
+    assert first.name in {f"{n}-2" for n in taken} and not (first / "config.json").exists()
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(new_run_dir(tmp_path / "runs", None, cfg)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8 and first not in made and all(p.is_dir() for p in made)
+    # A given name is the user's: taken, it is refused, and only a run is offered to resume.
+    with pytest.raises(MobilenetsError, match="--resume"):
+        new_run_dir(tmp_path / "runs", taken[0], cfg)
+    with pytest.raises(MobilenetsError, match="exists and is not a run; remove it or pass another --name$"):
+        new_run_dir(tmp_path / "runs", first.name, cfg)
+
+
 def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder, tmp_path, capsys):
     rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
                "--runs-dir", str(tmp_path / "runs")])

@@ -166,17 +166,36 @@ def _face_preset(p) -> dict:
 
 
 def new_run_dir(runs_dir: "str | os.PathLike", name: str | None, config: TrainConfig) -> Path:
-    """`runs/<name>`: the given name, else `<data>-<spec>-<timestamp>`."""
+    """Make `runs/<name>` for one new run: the given name, else `<data>-<spec>-<timestamp>`.
+
+    The folder is made with one `mkdir` that fails if it exists, so two runs
+    never share one: a default name taken by a run started in the same
+    second gets `-2`, `-3`, ...; a given name that exists is refused.
+    """
+    runs = Path(runs_dir)
     if name:
         check_run_name(name)
-    if not name:
-        data = Path(config.data.split(":")[-1]).name.replace(".tar.gz", "") or "data"
-        name = f"{data}-{config.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = Path(runs_dir) / name
-    if (run / "config.json").exists():
-        raise MobilenetsError(f"run {run} exists; pass --resume {run} to continue it, or a new --name")
-    run.mkdir(parents=True, exist_ok=True)
-    return run
+    runs.mkdir(parents=True, exist_ok=True)
+    if name:
+        run = runs / name
+        try:
+            run.mkdir()
+        except FileExistsError:
+            if (run / "config.json").exists():
+                raise MobilenetsError(f"run {run} exists; pass --resume {run} to continue it, "
+                                      f"or a new --name") from None
+            raise MobilenetsError(f"{run} exists and is not a run; remove it or pass another --name") from None
+        return run
+    data = Path(config.data.split(":")[-1]).name.replace(".tar.gz", "") or "data"
+    base = f"{data}-{config.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        run = runs / (base if n == 1 else f"{base}-{n}")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            continue
+    raise MobilenetsError(f"{runs} already holds {base} and 998 more like it; pass --name")
 
 
 def check_run_name(name: str) -> None:
