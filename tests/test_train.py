@@ -297,6 +297,27 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
         new_run_dir(tmp_path / "runs", first.name, cfg)
 
 
+def test_resume_says_which_new_flags_it_ignores(folder, tmp_path, capsys):
+    run = run_training(tiny(folder, mode="scratch", epochs=1), runs_dir=tmp_path / "runs", name="r")
+    state_path = run / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["done"] = []  # killed after its last epoch, before the end
+    state_path.write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--batch-size", "8", "--seed", "0",
+                 "--optimizer", "nadam", "--flip-left-right", "--name", "other"]) == 0
+    err = capsys.readouterr().err
+    # --batch-size 8 and --seed 0 are the run's own values: nothing is lost by them.
+    assert (f"--resume continues {run} with the settings in its config.json; ignoring --epochs, "
+            "--optimizer, --augment (or an augmentation flag), --name\n") in err, err
+    assert json.loads((run / "config.json").read_text())["epochs"] == 1
+    capsys.readouterr()
+    state["done"] = []
+    state_path.write_text(json.dumps(state))
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "ignoring" not in capsys.readouterr().err
+
+
 def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder, tmp_path, capsys):
     rc = main(["retrain", str(folder), "--arch", "v1-0.25-32", "--weights", "none",
                "--runs-dir", str(tmp_path / "runs")])

@@ -212,6 +212,34 @@ def load_run_config(run: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(path.read_text()))
 
 
+# Settings that have no flag of their own (set by presets) or that --resume honours.
+_NOT_FLAGS = {"data", "mode", "preset", "cache_features", "bn_momentum", "low_res_scale"}
+_FLAG_NAMES = {"time_budget_minutes": "--time-budget", "augment": "--augment (or an augmentation flag)"}
+
+
+def ignored_on_resume(given: TrainConfig, run: TrainConfig) -> list[str]:
+    """The flags in `given` that a resumed run (which keeps `run`'s settings) ignores.
+
+    A flag counts as given when its value differs from what the command
+    builds with no flags (the defaults, then `given.preset`), and as ignored
+    when it also differs from the run's own value.
+    """
+    default_preset = None if given.mode == "retrain" else "scratch"
+    baseline = apply_preset(TrainConfig(data="", mode=given.mode), given.preset)
+    out = []
+    if given.data and given.data != run.data:
+        out.append("DATA")
+    if given.preset != default_preset and given.preset != run.preset:
+        out.append("--preset")
+    for f in fields(TrainConfig):
+        if f.name in _NOT_FLAGS:
+            continue
+        value = getattr(given, f.name)
+        if value != getattr(baseline, f.name) and value != getattr(run, f.name):
+            out.append(_FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-")))
+    return out
+
+
 def _state(run: Path) -> dict:
     path = run / "checkpoints" / "state.json"
     if not path.is_file():
@@ -1215,7 +1243,15 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     started = time.monotonic()
     if resume:
         run = Path(resume)
-        config = load_run_config(run)
+        given, config = config, load_run_config(run)
+        ignored = ignored_on_resume(given, config)
+        if name and name != run.name:
+            ignored.append("--name")
+        if str(runs_dir) != "runs" and Path(runs_dir).absolute() != run.absolute().parent:
+            ignored.append("--runs-dir")
+        if ignored:
+            print(f"--resume continues {run} with the settings in its config.json; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
         state = _state(run)
         if "complete" in state.get("done", []):
             raise MobilenetsError(f"run {run} is already complete")
