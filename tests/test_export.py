@@ -401,6 +401,12 @@ def test_h5_model_without_preprocess_layer_is_wrapped(tmp_path):
     expected = model.predict_on_batch(pixels.astype("float32") / 127.5 - 1)
     clf = TFLiteClassifier(r.files["model_float32.tflite"])
     np.testing.assert_allclose(clf.predict(pixels), expected, atol=1e-4)
+    # Wrapped flat, not nested: int8 reconstruction reaches the model's own convolutions.
+    r = export(tmp_path / "plain.h5", quantize="int8", calibration=make_folder(tmp_path / "c", per_class=3),
+               calibration_size=9, parity=False, out_dir=tmp_path / "int8", progress=False)
+    info = json.loads((r.out_dir / "config.json").read_text())["files"]["model_int8.tflite"]
+    assert info["int8_method"] == "reconstruct" and info["reconstructed_layers"] == sum(
+        1 for layer in model.layers if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense"))
 
 
 

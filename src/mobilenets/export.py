@@ -254,7 +254,13 @@ def _with_pixel_input(model, input_range: tuple[float, float]):
     lo, hi = input_range
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
     x = keras.layers.Rescaling((hi - lo) / 255.0, offset=lo, name=PREPROCESS_LAYER)(inputs)
-    return keras.Model(inputs, model(x), name=model.name)
+    try:
+        # The model's own layers (shared, not copied) applied after the Rescaling: one flat
+        # graph, so int8 reconstruction sees every convolution (a nested model hides them).
+        outputs = model._run_through_graph(x, operation_fn=lambda op: op)
+    except Exception:  # noqa: BLE001 - not a functional graph (a subclassed model): nest it
+        outputs = model(x)
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def _read_json(path: Path) -> dict:
