@@ -537,3 +537,18 @@ def test_real_pokemon_folder():
     assert folder.counts()["train"]["Water"] > folder.counts()["train"]["Electric"]
     images, labels, paths = folder.arrays("test", (24, 24))
     assert images.shape == (len(paths), 24, 24, 3) and set(labels.tolist()) == {0, 1, 2, 3, 4}
+
+
+def test_resolved_data_makes_only_the_path_part_absolute(tmp_path, monkeypatch):
+    from mobilenets.data import resolved_data, run_data
+
+    monkeypatch.chdir(tmp_path)
+    assert resolved_data("digits") == "digits" and resolved_data("cifar10") == "cifar10"
+    assert resolved_data("cifar10:c.tar.gz") == f"cifar10:{tmp_path / 'c.tar.gz'}"
+    assert resolved_data("corpus/data") == str(tmp_path / "corpus" / "data")
+    assert run_data({"data": "digits", "data_resolved": "digits"}, "") == "digits"
+    assert run_data({}, "") is None
+    (tmp_path / "x").mkdir()
+    assert run_data({"data": "x", "data_resolved": "/gone/x"}, "") == "x"  # as typed, when it exists here
+    with pytest.raises(MobilenetsError, match="missing: '/gone/y' .*'y'.*; give DATA"):
+        run_data({"data": "y", "data_resolved": "/gone/y"}, "give DATA")

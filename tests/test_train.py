@@ -787,3 +787,53 @@ def test_a_time_budget_ending_in_low_res_epochs_still_ends_at_full_size(folder, 
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [float(r["input_height"]) for r in rows] == [16, 32]
     assert json.loads((run / "metrics.json").read_text())["stopped_by_time_budget"] is True
+
+
+def test_a_run_with_relative_data_evaluates_exports_and_resumes_from_another_directory(
+        tmp_path, monkeypatch, capsys):
+    from mobilenets.export import export
+
+    make_folder(tmp_path / "work" / "corpus")
+    monkeypatch.chdir(tmp_path / "work")
+    run = run_training(tiny("corpus", epochs=1), runs_dir=tmp_path / "runs", name="rel")
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"] == "corpus" and cfg["data_resolved"] == str(tmp_path / "work" / "corpus")
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] > 0
+    r = export(run, out_dir=tmp_path / "exp", quantize="float32,int8", parity_images=8)
+    assert r.rows and "int8" in r.files["model_int8.tflite"].name
+    state_path = run / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "done": ["head"]}))  # as if killed before the end
+    assert main(["retrain", "--resume", str(run)]) == 0
+    assert "ignoring" not in capsys.readouterr().err
+
+
+def test_a_run_whose_data_moved_says_which_path_is_missing_and_how_to_pass_it(folder, tmp_path, capsys):
+    run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="moved")
+    moved = folder.rename(tmp_path / "moved")
+
+    def one_line_error(*argv):
+        capsys.readouterr()
+        rc = main(list(argv))
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"the run's data is missing: '{folder}'" in err, err
+        return err
+
+    assert f"mobilenets evaluate {run} DATA" in one_line_error("evaluate", str(run))
+    assert "--calibration DATA" in one_line_error("export", str(run), "--out", str(tmp_path / "e1"))
+    assert "--data DATA" in one_line_error("export", str(run), "--quantize", "float32",
+                                           "--out", str(tmp_path / "e2"))
+    state_path = run / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "done": ["head"]}))
+    assert f"mobilenets retrain --resume {run} DATA" in one_line_error("retrain", "--resume", str(run))
+    # The DATA given stands in for the run's own, and is not reported as ignored.
+    assert main(["evaluate", str(run), str(moved)]) == 0
+    assert main(["retrain", "--resume", str(run), str(moved)]) == 0
+    assert "ignoring" not in capsys.readouterr().err

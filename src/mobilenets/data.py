@@ -982,6 +982,41 @@ def open_dataset(
     return ImageFolder(root, validation_percent, test_percent, **folder_args)
 
 
+def resolved_data(text: str) -> str:
+    """A DATA as typed, with its path made absolute ("cifar10:PATH" keeps its name; "digits" stays)."""
+    name, colon, rest = text.partition(":")
+    if name.lower() in BUILTINS and (colon or not Path(text).exists()):
+        return f"{name}:{Path(rest).expanduser().absolute()}" if rest else text
+    return str(Path(text).expanduser().absolute())
+
+
+def _data_exists(text: str) -> bool:
+    name, colon, rest = text.partition(":")
+    if name.lower() in BUILTINS and (colon or not Path(text).exists()):
+        return not rest or Path(rest).expanduser().exists()
+    return Path(text).expanduser().exists()
+
+
+def run_data(config: dict, how: str) -> "str | None":
+    """The data a run's `config.json` names, found from any working directory.
+
+    The DATA as typed when it exists from here, else the absolute path saved
+    beside it (`data_resolved`); None when the config names no data.
+
+    Args:
+        config: a run's config.json.
+        how: how to pass the data instead, for the message when neither exists.
+    """
+    typed = config.get("data")
+    if not typed:
+        return None
+    resolved = config.get("data_resolved") or typed
+    for candidate in (typed, resolved):
+        if _data_exists(candidate):
+            return candidate
+    raise MobilenetsError(f"the run's data is missing: {resolved!r} (typed as {typed!r}); {how}")
+
+
 # --------------------------------------------------------------------------- archives
 
 

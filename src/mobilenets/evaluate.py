@@ -147,7 +147,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
         faces: crop images to faces first (default: as the run was trained).
         tta: `flip` averages each image's and its mirror image's predictions.
     """
-    from mobilenets.data import open_dataset
+    from mobilenets.data import open_dataset, run_data
     from mobilenets.profile import load_keras_model
 
     target = Path(target)
@@ -168,7 +168,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     if data is None:
         if "data" not in config:
             raise MobilenetsError("give the data to evaluate on (a model file has no run config)")
-        data = config["data"]
+        data = run_data(config, f"give it as DATA: mobilenets evaluate {target} DATA")
     ds = open_dataset(data, validation_percent=config.get("validation_percent", 10),
                       test_percent=config.get("test_percent", 10)) if isinstance(data, (str, Path)) else data
     if faces if faces is not None else config.get("faces"):

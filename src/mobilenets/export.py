@@ -594,6 +594,8 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
         An `ExportResult`; `failed` lists the files that missed the gate
         (they are written all the same).
     """
+    from mobilenets.data import run_data
+
     formats = parse_formats(formats)
     modes = parse_quantize(quantize) if "tflite" in formats or quantize is not None else ()
     if "tflite" not in formats and quantize is not None:
@@ -621,7 +623,8 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
     dest = Path(out_dir) if out_dir else default_out_dir(target)
     result = ExportResult(out_dir=dest)
     cfg = source.config
-    calib_data = calibration or cfg.get("data")
+    calib_data = calibration or (run_data(cfg, "give --calibration DATA (and --data DATA for the parity "
+                                               "report)") if "int8" in modes else None)
     if "int8" in modes and not calib_data:
         if quantize is not None:
             raise MobilenetsError("int8 needs calibration images: give --calibration DATA "
@@ -996,10 +999,10 @@ def parity_report(source: Source, files: dict[str, Path], data=None,
         exclude: `image_id`s to leave out (the calibration images).
         latency_images: images timed one at a time for the latency column.
     """
-    from mobilenets.data import open_dataset
+    from mobilenets.data import open_dataset, run_data
     from mobilenets.predict import load_classifier
 
-    data = data if data is not None else source.config.get("data")
+    data = data if data is not None else run_data(source.config, "give --data DATA (or --no-parity)")
     if data is None:
         return ParityReport([], "no parity report: the model has no run config naming its data; "
                                 "give --data")

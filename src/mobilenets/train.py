@@ -212,6 +212,20 @@ def load_run_config(run: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(path.read_text()))
 
 
+def _resume_data(run: Path, given: TrainConfig) -> str:
+    """The data a resumed run reads: its own (as typed, else its absolute path), else the DATA given."""
+    from mobilenets.data import run_data
+
+    command = "retrain" if given.mode == "retrain" else "train"
+    saved = json.loads((Path(run) / "config.json").read_text())
+    try:
+        return run_data(saved, f"give it as DATA: mobilenets {command} --resume {run} DATA") or given.data
+    except MobilenetsError:
+        if not given.data:
+            raise
+        return given.data
+
+
 # Settings that have no flag of their own (set by presets) or that --resume honours.
 _NOT_FLAGS = {"data", "mode", "preset", "cache_features", "bn_momentum", "low_res_scale"}
 _FLAG_NAMES = {"time_budget_minutes": "--time-budget", "augment": "--augment (or an augmentation flag)"}
@@ -1245,6 +1259,10 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         run = Path(resume)
         given, config = config, load_run_config(run)
         ignored = ignored_on_resume(given, config)
+        if data is None:
+            config.data = _resume_data(run, given)
+            if config.data == given.data and "DATA" in ignored:
+                ignored.remove("DATA")  # the run's own data is gone: the DATA given stands in for it
         if name and name != run.name:
             ignored.append("--name")
         if str(runs_dir) != "runs" and Path(runs_dir).absolute() != run.absolute().parent:
@@ -1261,7 +1279,11 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         _low_res(config, (config.spec.height, config.spec.width))  # a bad setting fails before any work
         run = new_run_dir(runs_dir, name, config)
         state = {"done": [], "history": []}
-        artifacts.write_json(run / "config.json", config.to_dict())
+        from mobilenets.data import resolved_data
+
+        # DATA as typed, and its absolute path for commands run from another directory.
+        artifacts.write_json(run / "config.json",
+                             {**config.to_dict(), "data_resolved": resolved_data(config.data)})
     threads = apply_thread_plan(config)
     if threads:
         print(f"small training steps: TensorFlow runs {threads[1]} ops at once, "
