@@ -270,11 +270,11 @@ def _reconstruct_layer(layer, ref_layer, float_model, sim, images, consumers, ba
     err_plain = stats.output_error(w, plain, kind)
     err = stats.output_error(w, q, kind)
     bias_shift = stats.mean_error(w, q, kind)
-    layer.kernel.assign(_unrows(q / gain[:, None], kernel.shape, kind).astype(np.float32))
+    new_kernel = _unrows(q / gain[:, None], kernel.shape)
+    layer.kernel.assign(new_kernel.astype(np.float32))
     _shift_bias(layer, bn, bias_shift)
-    return LayerReport(layer.name, kind, float(np.linalg.norm(q / gain[:, None] - w / gain[:, None])
-                                                / max(np.linalg.norm(w / gain[:, None]), 1e-12)),
-                       err_plain, err)
+    change = np.linalg.norm(new_kernel - kernel) / max(np.linalg.norm(kernel), 1e-12)
+    return LayerReport(layer.name, kind, float(change), err_plain, err)
 
 
 def _sim_input(sim, layer):
@@ -316,9 +316,8 @@ def _rows(kernel: np.ndarray, kind: str) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1]).T.astype(np.float64)
 
 
-def _unrows(rows: np.ndarray, shape, kind: str) -> np.ndarray:
-    if kind == "depthwise":
-        return rows.T.reshape(shape)
+def _unrows(rows: np.ndarray, shape) -> np.ndarray:
+    """The inverse of `_rows` (both layouts put the kernel's channel axis first)."""
     return rows.T.reshape(shape)
 
 
@@ -516,12 +515,8 @@ def equalize(model, images: np.ndarray, batch_size: int = 25, max_gain: float = 
         bn.gamma.assign((bn.gamma.numpy() * k).astype(np.float32))
         bn.beta.assign((bn.beta.numpy() * k).astype(np.float32))
         kernel = target.kernel.numpy()
-        if _kind(target) == "depthwise":
-            kernel = kernel / k[None, None, :, None]
-        elif _kind(target) == "conv":
-            kernel = kernel / k[None, None, :, None]
-        else:
-            kernel = kernel / k[:, None]
+        # the input-channel axis: third of a conv / depthwise kernel, first of a Dense one
+        kernel = kernel / (k[:, None] if _kind(target) == "dense" else k[None, None, :, None])
         target.kernel.assign(kernel.astype(np.float32))
         gains[relu.name] = k
     return work, gains
