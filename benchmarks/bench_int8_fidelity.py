@@ -20,7 +20,10 @@ agreement with Keras and accuracy, with 95% intervals, on up to 1000 images
 int8 calibration did not use (pokemon: test + val + the unused part of
 train, 639 images; FER: 1000 of test + validation), the file size and
 one-thread latency (median of export's timed images), and how long export
-took. Both files are integer-only (uint8 in, uint8 out, every op int8).
+took. `keras_noise` is the Keras model's agreement with itself under +-2 of
+uniform pixel noise on the same images (export's `keras_stability`): how
+fragile the model's own answers are, the floor to read int8 against. Both
+files are integer-only (uint8 in, uint8 out, every op int8).
 
 Targets (issue 15): agreement >= 0.98 and accuracy within 1 point of Keras.
 """
@@ -91,10 +94,12 @@ def measure(name: str, runs_dir: Path, minutes: float) -> list[dict]:
         report = load_json(out / "export_report.json")
         keras = next(r for r in report["rows"] if r["format"] == "keras")
         int8 = next(r for r in report["rows"] if r.get("quantize") == "int8")
+        floor = report.get("keras_stability") or {}
         ok = (int8["agreement"] >= TARGET_AGREEMENT and int8["accuracy_drop"] <= TARGET_DROP)
         rows.append({
             "model": name, "int8": method, "images": int8["images"],
             "agreement": int8["agreement"], "agreement_95ci": _interval(int8, "agreement"),
+            "keras_noise": floor.get("agreement"),
             "keras_acc": keras["accuracy"], "int8_acc": int8["accuracy"],
             "drop": int8["accuracy_drop"], "drop_95ci": _interval(int8, "accuracy_drop"),
             "kb": round(int8["file_mb"] * 1024), "p50_ms": int8.get("latency_ms"),
@@ -131,7 +136,7 @@ def main(argv=None) -> int:
     rows = []
     for name in names:
         rows.extend(measure(name, runs_dir, args.minutes))
-    columns = ["model", "int8", "images", "agreement", "agreement_95ci", "keras_acc", "int8_acc",
+    columns = ["model", "int8", "images", "agreement", "agreement_95ci", "keras_noise", "keras_acc", "int8_acc",
                "drop", "drop_95ci", "kb", "p50_ms", "export_s", "target"]
     print_rows(rows, f"int8 vs Keras: plain converter int8 against reconstruct (target: agreement >= "
                f"{TARGET_AGREEMENT}, drop <= {TARGET_DROP * 100:g} point)", columns)

@@ -183,9 +183,37 @@ def test_parity_report(exported, run):
         assert r["accuracy_drop"] == pytest.approx(rows["keras"]["accuracy"] - r["accuracy"], abs=1e-3)
     assert rows["model_float32.tflite"]["agreement"] == 1.0
     assert rows["model_float32.tflite"]["accuracy"] == rows["keras"]["accuracy"]
+    floor = report["keras_stability"]
+    assert floor["pixels"] == 2 and floor["images"] == report["parity_images"]
+    assert floor["agreement_low"] <= floor["agreement"] <= floor["agreement_high"] <= 1
     cfg = json.loads((run / "export" / "config.json").read_text())
     assert cfg["calibration"]["size"] == 20 and set(cfg["files"]) == set(TFLITE_NAMES.values())
     assert cfg["source"].endswith("model.keras") and cfg["spec"] == "v1-0.25-32"
+
+
+def test_keras_stability_finds_answers_that_pixel_noise_flips():
+    """A model deciding on mean brightness > 128: images far from 128 keep their answer under
+    +-2 of noise, images at 128 flip; the measure tells them apart."""
+    import keras
+
+    from mobilenets.export import keras_stability
+
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(2)
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.array([[1.0, -1.0]] * 3) / 3, np.array([-128.0, 128.0])])
+    firm = np.concatenate([np.full((10, 8, 8, 3), 40, np.uint8), np.full((10, 8, 8, 3), 220, np.uint8)])
+    top1 = np.asarray(model(firm.astype("float32"))).argmax(1)
+    assert list(top1) == [1] * 10 + [0] * 10
+    assert keras_stability(model, firm, top1)["agreement"] == 1.0
+    edge = np.full((40, 8, 8, 3), 128, np.uint8)
+    edge[:20] += 1  # 129: a margin the noise's mean (std ~0.1 over 192 values) never undoes; 128: a tie
+    top1 = np.asarray(model(edge.astype("float32"))).argmax(1)
+    shaky = keras_stability(model, edge, top1)
+    assert shaky["images"] == 40 and 0.5 <= shaky["agreement"] < 0.9
+    assert shaky["agreement_low"] <= shaky["agreement"] <= shaky["agreement_high"]
+    assert keras_stability(model, edge, top1) == shaky  # seeded
 
 
 def test_parity_leaves_out_the_calibration_images(exported, run):

@@ -90,6 +90,8 @@ PARITY_SPLITS = ("test", "val", "train")
 DEFAULT_MIN_AGREEMENT = 0.98
 # ... or when its top-1 accuracy is more than this below Keras's.
 DEFAULT_MAX_DROP = 0.01
+# Pixel noise (+-levels) under which Keras's own answers are measured (`keras_stability`).
+NOISE_PIXELS = 2
 # The files of an export folder; a folder holding anything else is not replaced.
 EXPORT_NAMES = frozenset({*TFLITE_NAMES.values(), "saved_model", "model.onnx", "labels.txt",
                           "config.json", "export_report.json"})
@@ -540,6 +542,7 @@ class ExportResult:
     # One dict per file below min_agreement or above max_drop: model, agreement,
     # accuracy_drop, images, message (one line naming the file and its numbers).
     failed: list[dict] = field(default_factory=list)
+    stability: dict | None = None  # `keras_stability` of the parity images
 
 
 def default_out_dir(target: "str | os.PathLike") -> Path:
@@ -723,7 +726,12 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 result.notes.append(report.note)
             if report.rows:
                 result.rows = report.rows
-                result.failed = parity_failures(report.rows, min_agreement, max_drop)
+                result.stability = st = report.stability
+                result.notes.append(f"Keras keeps its own top-1 on {_figure(st, 'agreement')} of "
+                                    f"these images under +-{st['pixels']} of pixel noise (a quantized "
+                                    f"file's agreement is read against this)")
+                result.failed = parity_failures(report.rows, min_agreement, max_drop,
+                                                report.stability)
                 artifacts.write_json(out / "export_report.json", {
                     "note": report.note,
                     "parity_images": report.images, "parity_splits": report.splits,
@@ -731,6 +739,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                     "calibration_overlap": report.overlap,
                     "gate": {"min_agreement": min_agreement, "max_drop": max_drop,
                              "failed": result.failed},
+                    "keras_stability": report.stability,
                     "rows": report.rows})
                 result.report_path = dest / "export_report.json"
     result.files = {name: dest / name for name in result.files}
@@ -977,6 +986,8 @@ class ParityReport:
     images: int = 0
     splits: dict[str, int] = field(default_factory=dict)  # parity images by split
     overlap: int = 0  # parity images that are also in `exclude` (0 by construction)
+    # Keras's own top-1 kept under +-NOISE_PIXELS of pixel noise: agreement, its 95% interval.
+    stability: dict | None = None
 
 
 def parity_report(source: Source, files: dict[str, Path], data=None,
@@ -1019,6 +1030,7 @@ def parity_report(source: Source, files: dict[str, Path], data=None,
 
     keras_probs, keras_ms = _keras_run(source.model, images, latency_images)
     keras_top1 = keras_probs.argmax(1)
+    stability = keras_stability(source.model, images, keras_top1)
     rows = [_row("keras", "keras", "none", "float32", source.model_path.stat().st_size,
                  keras_top1, keras_top1, labels, is_test, keras_ms)]
     for name, path in files.items():
@@ -1048,7 +1060,31 @@ def parity_report(source: Source, files: dict[str, Path], data=None,
     note = (f"parity on {data}: {len(images)} images ("
             + " + ".join(f"{n} {s}" for s, n in counts.items()) + f"{kept_out})")
     return ParityReport(rows, note, images=len(images), splits=counts,
-                        overlap=len(exclude.intersection(ids)))
+                        overlap=len(exclude.intersection(ids)), stability=stability)
+
+
+def keras_stability(model, images: np.ndarray, keras_top1: np.ndarray,
+                    pixels: int = NOISE_PIXELS, seed: int = 0) -> dict:
+    """How often Keras keeps its own top-1 when each pixel moves by at most `pixels` levels.
+
+    Seeded uniform integer noise in [-pixels, pixels] (clipped to 0..255),
+    invisible to a person and smaller than what JPEG re-encoding or a
+    camera's next frame does. A model whose answers flip here has answers
+    that no quantized file can be expected to keep: int8 rounds every
+    activation, which moves the features by more than this noise does. The
+    figure is the floor to read a file's agreement against.
+
+    Returns:
+        `{"pixels", "agreement", "agreement_low", "agreement_high", "images"}`.
+    """
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(images.astype(np.int16) + rng.integers(-pixels, pixels + 1, images.shape,
+                                                            dtype=np.int16), 0, 255).astype(np.uint8)
+    probs, _ = _keras_run(model, noisy, 0)
+    kept = int((probs.argmax(1) == keras_top1).sum())
+    n = len(images)
+    return {"pixels": pixels, "images": n,
+            **_with_interval("agreement", kept / n, wilson_interval(kept, n))}
 
 
 def parity_images(ds, image_size: tuple[int, int], max_images: int = DEFAULT_PARITY_IMAGES,
@@ -1181,7 +1217,7 @@ def accuracy_drop(reference_correct, correct, confidence: float = 0.95) -> tuple
 
 
 def parity_failures(rows: list[dict], min_agreement: float = DEFAULT_MIN_AGREEMENT,
-                    max_drop: float = DEFAULT_MAX_DROP) -> list[dict]:
+                    max_drop: float = DEFAULT_MAX_DROP, stability: dict | None = None) -> list[dict]:
     """The files of a parity report that fail the gate, each with a one-line message.
 
     A file fails when its agreement with Keras is below `min_agreement` or its
@@ -1192,7 +1228,11 @@ def parity_failures(rows: list[dict], min_agreement: float = DEFAULT_MIN_AGREEME
         rows: `parity_report` rows (Keras first).
         min_agreement: fraction 0..1.
         max_drop: fraction of the images (0.01 is one percentage point).
+        stability: `keras_stability` of the same images; when Keras itself
+            keeps its answers under pixel noise no better than `min_agreement`,
+            the message says so (the model's answers are fragile, not the file).
     """
+    fragile = stability is not None and stability["agreement"] < min_agreement
     failed = []
     for r in rows:
         if r["format"] == "keras" or r.get("agreement") is None:
@@ -1202,6 +1242,10 @@ def parity_failures(rows: list[dict], min_agreement: float = DEFAULT_MIN_AGREEME
             reasons.append(f"agreement {_figure(r, 'agreement')} is below {min_agreement:g}")
         if r["accuracy_drop"] > max_drop:
             reasons.append(f"accuracy drop {_figure(r, 'accuracy_drop')} is above {max_drop:g}")
+        if reasons and fragile and r["agreement"] < min_agreement:
+            reasons.append(f"Keras itself keeps only {_figure(stability, 'agreement')} of its "
+                           f"answers under +-{stability['pixels']} of pixel noise: train on more "
+                           f"images or --fine-tune for firmer answers")
         if reasons:
             failed.append({"model": r["model"], "agreement": r["agreement"],
                            "accuracy_drop": r["accuracy_drop"], "images": r["images"],
@@ -1238,8 +1282,10 @@ def _keras_run(model, images: np.ndarray, latency_images: int) -> tuple[np.ndarr
     fn = tf.function(lambda x: model(x, training=False))
     probs = np.concatenate([fn(tf.constant(images[i:i + 64], tf.float32)).numpy()
                             for i in range(0, len(images), 64)])
-    single = tf.function(lambda x: model(x, training=False))
     n = min(latency_images, len(images))
+    if n == 0:
+        return probs, 0.0
+    single = tf.function(lambda x: model(x, training=False))
     single(tf.constant(images[:1], tf.float32))
     start = time.perf_counter()
     for i in range(n):
