@@ -41,6 +41,28 @@ def test_errors_are_one_line_exit_2(argv, fragment, capsys):
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+# Every command that takes a spec refuses one out of bounds, before any work.
+_OUT_OF_BOUNDS = [
+    (["profile", "v1-1.0-99999"], "'v1-1.0-99999': each side of the input must be from 32 to 1024 pixels"),
+    (["profile", "v1-0.01-224"], "'v1-0.01-224': alpha (width multiplier) must be from 0.05 to 2.0"),
+    (["benchmark", "v1-1.0-99999"], "each side of the input must be from 32 to 1024 pixels"),
+    (["compare", "v2-3.0-224"], "alpha (width multiplier) must be from 0.05 to 2.0. Received alpha=3.0"),
+    (["compare", "--grid", "v1:0.5:224,2048"], "from 32 to 1024 pixels. Received 2048x2048"),
+    (["retrain", "digits", "--arch", "v1-1.0-99999"], "from 32 to 1024 pixels. Received 99999x99999"),
+    (["train", "digits", "--arch", "v2-0.01-32"], "must be from 0.05 to 2.0. Received alpha=0.01"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", _OUT_OF_BOUNDS, ids=[" ".join(a) for a, _ in _OUT_OF_BOUNDS])
+def test_specs_out_of_bounds_are_refused(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mobilenets {argv[0]}: error: ") and fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
 def _run(argv) -> int:
     """main()'s exit code, whether it returns it or argparse exits with it."""
     try:
