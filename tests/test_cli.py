@@ -139,6 +139,16 @@ _JUNK = [
     (["benchmark", "v1-0.25-32", "--warmup", "-1"], "--warmup: must be a whole number >= 0"),
     (["benchmark", "v1-0.25-32", "--batch", "0"], "--batch: must be a whole number >= 1"),
     (["profile", "v1-0.25-32", "--classes", "0"], "--classes: must be a whole number >= 1"),
+    (["benchmark", "v1-0.25-32", "--threads", "0"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received '0'"),
+    (["benchmark", "v1-0.25-32", "--threads", "1,-2"], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", "1,,2"], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", ""], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", "two"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received 'two'"),
+    (["compare", "v1-0.25-32", "--threads", "1.5"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received '1.5'"),
+    (["compare", "v1-0.25-32", "--threads", "1,0"], "--threads: must be comma-separated whole numbers"),
 ]
 
 
@@ -160,6 +170,9 @@ def test_the_edges_of_each_rule_are_accepted():
     assert (a.validation_percent, a.test_percent, a.learning_rate) == (0.0, 99.5, 1e-9)
     assert parse(["train", "d", "--low-res", "0", "--low-res-fraction", "0.5"]).low_res == 0
     assert parse(["benchmark", "m", "--warmup", "0"]).warmup == 0
+    assert parse(["benchmark", "m"]).threads == (1,)
+    assert parse(["benchmark", "m", "--threads", "2, 1,2"]).threads == (2, 1)
+    assert parse(["compare", "v1-0.25-32", "--threads", "4"]).threads == (4,)
     assert parse(["predict", "m", "i.jpg", "--input-range=-1,1"]).input_range == "-1,1"
     assert parse(["export", "run", "--input-range", "0,255", "--max-drop", "0"]).input_range == "0,255"
 

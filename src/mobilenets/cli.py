@@ -70,6 +70,9 @@ _fraction_below_1 = _value(float, lambda v: 0 <= v < 1, "a fraction >= 0 and < 1
 _fraction_inside = _value(float, lambda v: 0 < v < 1, "a fraction > 0 and < 1")
 _percent = _value(float, lambda v: 0 <= v < 100, "a percentage >= 0 and < 100")
 _drop = _value(float, lambda v: 0 <= v < math.inf, "a fraction >= 0 (0.01 = 1 percentage point)")
+# `--threads 1,2,4`: each measured once, in the order given.
+_thread_counts = _value(lambda t: tuple(dict.fromkeys(int(n) for n in t.split(","))),
+                        lambda v: min(v) >= 1, "comma-separated whole numbers >= 1, e.g. 1,2")
 
 
 def _input_range(text: str) -> str:
@@ -522,7 +525,8 @@ def _add_benchmark(sub):
                  "mobilenets benchmark runs/pets --format csv --out bench.csv")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite/.keras/.h5 file, run directory, or spec (random weights, float32 .tflite)")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
+    p.add_argument("--threads", type=_thread_counts, default="1", metavar="N[,N...]",
+                   help="comma-separated thread counts (default 1)")
     p.add_argument("--runs", type=_positive_int, default=50, help="timed calls (default 50)")
     p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
     p.add_argument("--batch", type=_positive_int, default=1, help="images per call (default 1)")
@@ -582,7 +586,8 @@ def _add_compare(sub):
     p.add_argument("--grid", action="append", default=[], metavar="FAMILY:ALPHAS:RESOLUTIONS",
                    help="a grid of candidates, e.g. 'v1:1.0,0.5:224,160' (family v1, v2, v3-large, "
                         "v3-small, v3-large-min, v3-small-min); repeatable")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
+    p.add_argument("--threads", type=_thread_counts, default="1", metavar="N[,N...]",
+                   help="comma-separated thread counts (default 1)")
     p.add_argument("--runs", type=_positive_int, default=50, help="timed calls per latency (default 50)")
     p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
     p.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
@@ -608,7 +613,7 @@ def _add_compare(sub):
     p.set_defaults(func=cmd_compare)
 
 
-_COMPARE_DEFAULTS = {"threads": "1", "runs": 50, "warmup": 5, "repeats": 1,
+_COMPARE_DEFAULTS = {"threads": (1,), "runs": 50, "warmup": 5, "repeats": 1,
                      "weights": "imagenet", "budget_format": "int8", "out": "compare"}
 
 
@@ -623,7 +628,8 @@ def _compare_command(args) -> str:
                  "max_size_mb", "budget_format", "budget_threads", "out"):
         value = getattr(args, name)
         if value is not None and value != _COMPARE_DEFAULTS.get(name):
-            parts += ["--" + name.replace("_", "-"), str(value)]
+            text = ",".join(map(str, value)) if name == "threads" else str(value)
+            parts += ["--" + name.replace("_", "-"), text]
     return " ".join(shlex.quote(p) for p in parts)
 
 
