@@ -1,6 +1,7 @@
 """The CLI: real examples, JSON output, one-line errors with exit code 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -225,3 +226,68 @@ def test_a_default_folder_that_is_a_file_is_refused(tmp_path, monkeypatch, capsy
     (tmp_path / "runs").write_text("not a folder")
     assert _run(["retrain", "digits"]) == 2
     assert "argument --runs-dir: must be a folder, not a file. Received 'runs'" in capsys.readouterr().err
+
+
+def _help(command: str, capsys) -> str:
+    assert _run([command, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def _options(text: str) -> dict[str, str]:
+    """`--flag` -> its help entry (first line with the metavar, continuation lines joined)."""
+    options, flag = {}, None
+    for line in text.split("\n"):
+        m = re.match(r"^  (-\w, )?(--[\w-]+)", line)
+        if m:
+            flag = m.group(2)
+            options[flag] = line
+        elif flag and line.startswith("      "):
+            options[flag] += " " + line.strip()
+        else:
+            flag = None
+    return options
+
+
+_COMMANDS = ["zoo", "profile", "retrain", "train", "evaluate", "export", "predict", "benchmark",
+             "compare", "demo"]
+
+
+@pytest.mark.parametrize("command", _COMMANDS)
+def test_help_shows_every_default(command, capsys):
+    text = _help(command, capsys)
+    options = _options(text)
+    assert options, text
+    for flag, entry in options.items():
+        takes_value = re.match(rf"^  (-\w, )?{flag} [A-Z{{]", entry)
+        if takes_value:  # a switch is off unless given; everything else says what it is without
+            assert "(default: " in entry, entry
+    for noise in ("default: None", "default: False", "default: []", "default: ()"):
+        assert noise not in text
+
+
+@pytest.mark.parametrize("command", ["retrain", "train"])
+def test_help_explains_augmentation(command, capsys):
+    from mobilenets.augment import PRESETS
+
+    options = _options(_help(command, capsys))
+    for flag in ("--flip-left-right", "--random-crop", "--random-scale", "--random-brightness", "--shift"):
+        what = re.sub(rf"^\s*{flag}( [A-Z]+)?\s+", "", options[flag]).split("(default: ")[0]
+        assert len(what.split()) >= 5, options[flag]  # a sentence on what it does
+    for name in PRESETS:
+        assert f"{name}: " in options["--augment"]
+    assert "retrain: flip,crop=10,scale=10,brightness=10" in options["--augment"]
+    assert "cifar: flip,pad_crop=4" in options["--augment"]
+
+
+def test_retrain_help_warns_that_augmentation_turns_the_cache_off(capsys):
+    text = " ".join(_help("retrain", capsys).split())
+    assert "Any of these turns the feature cache off" in text and "16x the time" in text
+    assert re.search(r"--fine-tune N .*try \d+", _options(_help("retrain", capsys))["--fine-tune"])
+
+
+def test_help_defaults_are_the_recipes(capsys):
+    retrain, train = _options(_help("retrain", capsys)), _options(_help("train", capsys))
+    assert "(default: 0.001)" in retrain["--learning-rate"] and "(default: 0.1)" in train["--learning-rate"]
+    assert "(default: adam)" in retrain["--optimizer"] and "(default: sgd)" in train["--optimizer"]
+    assert "(default: off)" in retrain["--flip-left-right"] and "(default: on)" in train["--flip-left-right"]
+    assert "(default: none)" in retrain["--augment"] and "(default: flip,pad_crop=4)" in train["--augment"]
