@@ -291,3 +291,28 @@ def test_help_defaults_are_the_recipes(capsys):
     assert "(default: adam)" in retrain["--optimizer"] and "(default: sgd)" in train["--optimizer"]
     assert "(default: off)" in retrain["--flip-left-right"] and "(default: on)" in train["--flip-left-right"]
     assert "(default: none)" in retrain["--augment"] and "(default: flip,pad_crop=4)" in train["--augment"]
+
+
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+    """A run of 3 classes (untrained: these tests are about what is printed)."""
+    from _tiny import make_folder, make_run
+
+    root = tmp_path_factory.mktemp("run3")
+    data = make_folder(root / "data", per_class=6, size=32)
+    return make_run(root / "run", data)
+
+
+def test_top_k_is_shown_only_when_k_is_below_the_classes(three_class_run, tmp_path, capsys):
+    run = three_class_run
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "a")]) == 0  # k 5, 3 classes
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("accuracy ") and "top-" not in line
+    assert main(["evaluate", str(run), "--top-k", "2", "--out", str(tmp_path / "b")]) == 0
+    assert "  top-2 " in capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["evaluate", str(run), "--json", "--out", str(tmp_path / "c")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["k"], r["top_k_accuracy"]) == (3, None)  # the field stays, null: 1.0 by construction
+    assert main(["evaluate", str(run), "--json", "--top-k", "2", "--out", str(tmp_path / "d")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["k"] == 2 and 0 <= r["top_k_accuracy"] <= 1

@@ -453,7 +453,7 @@ def _add_evaluate(sub):
 
 
 def cmd_evaluate(args):
-    from mobilenets.evaluate import evaluate
+    from mobilenets.evaluate import evaluate, top_k_column
     from mobilenets.results import write_rows
 
     r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k,
@@ -462,7 +462,8 @@ def cmd_evaluate(args):
         print(json.dumps(r, indent=2))
         return
     write_rows(r["per_class"], "table", title=f"{args.split}: per class")
-    print(f"accuracy {r['accuracy']:.4f}  top-{r['k']} {r['top_k_accuracy']:.4f}  "
+    top_k = "".join(f"  {name} {value:.4f}" for name, value in top_k_column(r).items())
+    print(f"accuracy {r['accuracy']:.4f}{top_k}  "
           f"macro-F1 {r['macro_f1']:.4f}  on {r['count']} images"
           f"{' (flip TTA)' if r['tta'] == 'flip' else ''}; "
           f"{len(r['misclassified'])} misclassified -> {r['out_dir']}")

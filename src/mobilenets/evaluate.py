@@ -41,7 +41,9 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
             `--flip-left-right`; twice the inference work).
 
     Returns:
-        A JSON-serialisable dict.
+        A JSON-serialisable dict. `k` is the k used (at most the number of
+        classes); `top_k_accuracy` is None when k is not below the number of
+        classes, where it would be 1.0 by construction.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -69,7 +71,8 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         "tta": tta,
         "accuracy": round(float((pred == labels).mean()), 4),
         "k": k,
-        "top_k_accuracy": round(float((topk == labels[:, None]).any(axis=1).mean()), 4),
+        "top_k_accuracy": (round(float((topk == labels[:, None]).any(axis=1).mean()), 4)
+                           if k < len(classes) else None),
         "classes": list(classes),
         "per_class": [
             {"class": c, "precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
@@ -80,6 +83,13 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         "confusion_matrix": confusion_matrix(labels, pred, labels=idx).tolist(),
         "misclassified": misclassified,
     }
+
+
+def top_k_column(result: dict) -> dict:
+    """`{"top-5": 0.93}` for a result table, or `{}` when top-k says nothing (k >= classes)."""
+    if result.get("top_k_accuracy") is None:
+        return {}
+    return {f"top-{result['k']}": result["top_k_accuracy"]}
 
 
 def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
