@@ -316,3 +316,15 @@ def test_top_k_is_shown_only_when_k_is_below_the_classes(three_class_run, tmp_pa
     assert main(["evaluate", str(run), "--json", "--top-k", "2", "--out", str(tmp_path / "d")]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["k"] == 2 and 0 <= r["top_k_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name, hint", [("model.tflite", "export's parity report scores a .tflite"),
+                                        ("model.onnx", ""), ("model.txt", "")])
+def test_evaluate_says_which_files_it_takes(name, hint, tmp_path, capsys):
+    (tmp_path / name).write_bytes(b"not a model")
+    assert _run(["evaluate", str(tmp_path / name), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenets evaluate: error: evaluate takes a run directory or a .keras or .h5 "
+                          "model file") and hint in err and f"Received {tmp_path / name}" in err
+    assert ".keras, .h5 or .tflite" not in err
+    assert err.count("\n") == 1 and "Traceback" not in err

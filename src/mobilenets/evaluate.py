@@ -21,6 +21,8 @@ from mobilenets.errors import MobilenetsError
 
 
 TTA = ("none", "flip")
+# The model files `evaluate` reads (load_keras_model takes .hdf5 as .h5).
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list[str],
@@ -170,6 +172,11 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
         model_path = target / "model.keras"
         default_out = target / f"evaluation-{split}"
     else:
+        if target.is_file() and target.suffix.lower() not in KERAS_SUFFIXES:
+            hint = (" (export's parity report scores a .tflite; predict classifies with one)"
+                    if target.suffix.lower() == ".tflite" else "")
+            raise MobilenetsError(f"evaluate takes a run directory or a .keras or .h5 model file{hint}. "
+                                  f"Received {target}")
         model_path = target
         default_out = target.parent / f"{target.stem}-evaluation-{split}"
     if not model_path.is_file():
