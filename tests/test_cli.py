@@ -1,6 +1,7 @@
 """The CLI: real examples, JSON output, one-line errors with exit code 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,28 @@ def test_errors_are_one_line_exit_2(argv, fragment, capsys):
     assert _run(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# Every command that takes a spec refuses one out of bounds, before any work.
+_OUT_OF_BOUNDS = [
+    (["profile", "v1-1.0-99999"], "'v1-1.0-99999': each side of the input must be from 32 to 1024 pixels"),
+    (["profile", "v1-0.01-224"], "'v1-0.01-224': alpha (width multiplier) must be from 0.05 to 2.0"),
+    (["benchmark", "v1-1.0-99999"], "each side of the input must be from 32 to 1024 pixels"),
+    (["compare", "v2-3.0-224"], "alpha (width multiplier) must be from 0.05 to 2.0. Received alpha=3.0"),
+    (["compare", "--grid", "v1:0.5:224,2048"], "from 32 to 1024 pixels. Received 2048x2048"),
+    (["retrain", "digits", "--arch", "v1-1.0-99999"], "from 32 to 1024 pixels. Received 99999x99999"),
+    (["train", "digits", "--arch", "v2-0.01-32"], "must be from 0.05 to 2.0. Received alpha=0.01"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", _OUT_OF_BOUNDS, ids=[" ".join(a) for a, _ in _OUT_OF_BOUNDS])
+def test_specs_out_of_bounds_are_refused(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mobilenets {argv[0]}: error: ") and fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
 
 
 def _run(argv) -> int:
@@ -117,6 +140,16 @@ _JUNK = [
     (["benchmark", "v1-0.25-32", "--warmup", "-1"], "--warmup: must be a whole number >= 0"),
     (["benchmark", "v1-0.25-32", "--batch", "0"], "--batch: must be a whole number >= 1"),
     (["profile", "v1-0.25-32", "--classes", "0"], "--classes: must be a whole number >= 1"),
+    (["benchmark", "v1-0.25-32", "--threads", "0"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received '0'"),
+    (["benchmark", "v1-0.25-32", "--threads", "1,-2"], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", "1,,2"], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", ""], "--threads: must be comma-separated whole numbers"),
+    (["benchmark", "v1-0.25-32", "--threads", "two"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received 'two'"),
+    (["compare", "v1-0.25-32", "--threads", "1.5"],
+     "--threads: must be comma-separated whole numbers >= 1, e.g. 1,2. Received '1.5'"),
+    (["compare", "v1-0.25-32", "--threads", "1,0"], "--threads: must be comma-separated whole numbers"),
 ]
 
 
@@ -138,6 +171,9 @@ def test_the_edges_of_each_rule_are_accepted():
     assert (a.validation_percent, a.test_percent, a.learning_rate) == (0.0, 99.5, 1e-9)
     assert parse(["train", "d", "--low-res", "0", "--low-res-fraction", "0.5"]).low_res == 0
     assert parse(["benchmark", "m", "--warmup", "0"]).warmup == 0
+    assert parse(["benchmark", "m"]).threads == (1,)
+    assert parse(["benchmark", "m", "--threads", "2, 1,2"]).threads == (2, 1)
+    assert parse(["compare", "v1-0.25-32", "--threads", "4"]).threads == (4,)
     assert parse(["predict", "m", "i.jpg", "--input-range=-1,1"]).input_range == "-1,1"
     assert parse(["export", "run", "--input-range", "0,255", "--max-drop", "0"]).input_range == "0,255"
 
@@ -190,3 +226,105 @@ def test_a_default_folder_that_is_a_file_is_refused(tmp_path, monkeypatch, capsy
     (tmp_path / "runs").write_text("not a folder")
     assert _run(["retrain", "digits"]) == 2
     assert "argument --runs-dir: must be a folder, not a file. Received 'runs'" in capsys.readouterr().err
+
+
+def _help(command: str, capsys) -> str:
+    assert _run([command, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def _options(text: str) -> dict[str, str]:
+    """`--flag` -> its help entry (first line with the metavar, continuation lines joined)."""
+    options, flag = {}, None
+    for line in text.split("\n"):
+        m = re.match(r"^  (-\w, )?(--[\w-]+)", line)
+        if m:
+            flag = m.group(2)
+            options[flag] = line
+        elif flag and line.startswith("      "):
+            options[flag] += " " + line.strip()
+        else:
+            flag = None
+    return options
+
+
+_COMMANDS = ["zoo", "profile", "retrain", "train", "evaluate", "export", "predict", "benchmark",
+             "compare", "demo"]
+
+
+@pytest.mark.parametrize("command", _COMMANDS)
+def test_help_shows_every_default(command, capsys):
+    text = _help(command, capsys)
+    options = _options(text)
+    assert options, text
+    for flag, entry in options.items():
+        takes_value = re.match(rf"^  (-\w, )?{flag} [A-Z{{]", entry)
+        if takes_value:  # a switch is off unless given; everything else says what it is without
+            assert "(default: " in entry, entry
+    for noise in ("default: None", "default: False", "default: []", "default: ()"):
+        assert noise not in text
+
+
+@pytest.mark.parametrize("command", ["retrain", "train"])
+def test_help_explains_augmentation(command, capsys):
+    from mobilenets.augment import PRESETS
+
+    options = _options(_help(command, capsys))
+    for flag in ("--flip-left-right", "--random-crop", "--random-scale", "--random-brightness", "--shift"):
+        what = re.sub(rf"^\s*{flag}( [A-Z]+)?\s+", "", options[flag]).split("(default: ")[0]
+        assert len(what.split()) >= 5, options[flag]  # a sentence on what it does
+    for name in PRESETS:
+        assert f"{name}: " in options["--augment"]
+    assert "retrain: flip,crop=10,scale=10,brightness=10" in options["--augment"]
+    assert "cifar: flip,pad_crop=4" in options["--augment"]
+
+
+def test_retrain_help_warns_that_augmentation_turns_the_cache_off(capsys):
+    text = " ".join(_help("retrain", capsys).split())
+    assert "Any of these turns the feature cache off" in text and "16x the time" in text
+    assert re.search(r"--fine-tune N .*try \d+", _options(_help("retrain", capsys))["--fine-tune"])
+
+
+def test_help_defaults_are_the_recipes(capsys):
+    retrain, train = _options(_help("retrain", capsys)), _options(_help("train", capsys))
+    assert "(default: 0.001)" in retrain["--learning-rate"] and "(default: 0.1)" in train["--learning-rate"]
+    assert "(default: adam)" in retrain["--optimizer"] and "(default: sgd)" in train["--optimizer"]
+    assert "(default: off)" in retrain["--flip-left-right"] and "(default: on)" in train["--flip-left-right"]
+    assert "(default: none)" in retrain["--augment"] and "(default: flip,pad_crop=4)" in train["--augment"]
+
+
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+    """A run of 3 classes (untrained: these tests are about what is printed)."""
+    from _tiny import make_folder, make_run
+
+    root = tmp_path_factory.mktemp("run3")
+    data = make_folder(root / "data", per_class=6, size=32)
+    return make_run(root / "run", data)
+
+
+def test_top_k_is_shown_only_when_k_is_below_the_classes(three_class_run, tmp_path, capsys):
+    run = three_class_run
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "a")]) == 0  # k 5, 3 classes
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("accuracy ") and "top-" not in line
+    assert main(["evaluate", str(run), "--top-k", "2", "--out", str(tmp_path / "b")]) == 0
+    assert "  top-2 " in capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["evaluate", str(run), "--json", "--out", str(tmp_path / "c")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["k"], r["top_k_accuracy"]) == (3, None)  # the field stays, null: 1.0 by construction
+    assert main(["evaluate", str(run), "--json", "--top-k", "2", "--out", str(tmp_path / "d")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["k"] == 2 and 0 <= r["top_k_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name, hint", [("model.tflite", "export's parity report scores a .tflite"),
+                                        ("model.onnx", ""), ("model.txt", "")])
+def test_evaluate_says_which_files_it_takes(name, hint, tmp_path, capsys):
+    (tmp_path / name).write_bytes(b"not a model")
+    assert _run(["evaluate", str(tmp_path / name), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenets evaluate: error: evaluate takes a run directory or a .keras or .h5 "
+                          "model file") and hint in err and f"Received {tmp_path / name}" in err
+    assert ".keras, .h5 or .tflite" not in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -31,8 +31,13 @@ def test_canonical_name_round_trips(text):
     ("v4-1.0-224", "not a model spec: 'v4-1.0-224'"),
     ("v1-0.50", "not a model spec"),
     ("mobilenet", "not a model spec"),
-    ("v1-0.50-16", "at least 32x32. Received 16x16"),
-    ("v1-0-224", "Received alpha=0.0"),
+    ("v1-0.50-16", "each side of the input must be from 32 to 1024 pixels. Received 16x16"),
+    ("v1-1.0-99999", "each side of the input must be from 32 to 1024 pixels. Received 99999x99999"),
+    ("v1-0.25-224x4096", "from 32 to 1024 pixels. Received 224x4096"),
+    ("mobilenet_v1_1.0_2000", "from 32 to 1024 pixels. Received 2000x2000"),
+    ("v1-0-224", "alpha (width multiplier) must be from 0.05 to 2.0. Received alpha=0.0"),
+    ("v1-0.01-224", "alpha (width multiplier) must be from 0.05 to 2.0. Received alpha=0.01"),
+    ("v2-3.0-224", "must be from 0.05 to 2.0. Received alpha=3.0"),
     ("v2-1.0-224-min", "only for V3"),
 ])
 def test_bad_specs_quote_input(text, fragment):
@@ -47,3 +52,16 @@ def test_bad_specs_quote_input(text, fragment):
 def test_error_lists_valid_forms():
     with pytest.raises(SpecError, match="v3-small-<alpha>-<res>"):
         parse_spec("resnet50")
+
+
+@pytest.mark.parametrize("text", ["v1-0.25-32", "v2-0.35-32", "v3-small-0.75-32", "v1-0.05-32",
+                                  "v2-2.00-1024", "v1-1.00-1024x32", "v3-large-1.00-224"])
+def test_the_edges_of_the_bounds_are_specs(text):
+    assert parse_spec(text).name == text
+
+
+@pytest.mark.parametrize("spec", ["v1-0.05-32", "v2-0.05-32", "v3-small-0.05-32", "v3-large-2.00-32"])
+def test_the_narrowest_and_widest_specs_build(spec):
+    from mobilenets.models import build_model
+
+    assert build_model(spec, classes=2).output_shape == (None, 2)

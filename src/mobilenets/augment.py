@@ -82,6 +82,19 @@ class Augment:
         return not (self.flip_left_right or self.random_crop or self.random_scale
                     or self.random_brightness or self.shift or self.pad_crop)
 
+    def describe(self) -> str:
+        """The options as `Augment.parse` text, e.g. `'flip,crop=10'`; `'none'` when all are off."""
+        short = {field: alias for alias, field in _ALIASES.items()}
+        items = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            key = short.get(f.name, f.name)
+            items.append(key if value is True else f"{key}={value:g}" if isinstance(value, float)
+                         else f"{key}={value}")
+        return ",".join(items) or "none"
+
     def to_dict(self) -> dict:
         """The options as a JSON-serialisable dict (for config.json)."""
         return asdict(self)

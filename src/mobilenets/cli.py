@@ -32,11 +32,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with "(default: ...)": the parser's default, unless the help says it.
+
+    A flag whose default is None (not given: a recipe, the run or the model decides) says its
+    default in words; switches (off unless given) and empty lists show none, so no "default: None".
+    """
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if (not action.option_strings or "(default: " in help
+                or action.default in (None, False, [], argparse.SUPPRESS)):
+            return help
+        return f"{help} (default: %(default)s)".lstrip()
+
+    def _split_lines(self, text, width):
+        # Not after a hyphen: "--input-range=-1,1" stays whole.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def _command(sub, name: str, help: str, example: str):
     return sub.add_parser(
         name, help=help, description=help,
         epilog="example:\n" + textwrap.indent(example.strip(), "  "),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
 
 
@@ -70,6 +89,9 @@ _fraction_below_1 = _value(float, lambda v: 0 <= v < 1, "a fraction >= 0 and < 1
 _fraction_inside = _value(float, lambda v: 0 < v < 1, "a fraction > 0 and < 1")
 _percent = _value(float, lambda v: 0 <= v < 100, "a percentage >= 0 and < 100")
 _drop = _value(float, lambda v: 0 <= v < math.inf, "a fraction >= 0 (0.01 = 1 percentage point)")
+# `--threads 1,2,4`: each measured once, in the order given.
+_thread_counts = _value(lambda t: tuple(dict.fromkeys(int(n) for n in t.split(","))),
+                        lambda v: min(v) >= 1, "comma-separated whole numbers >= 1, e.g. 1,2")
 
 
 def _input_range(text: str) -> str:
@@ -121,9 +143,10 @@ def _file(text: str) -> str:
 def _add_zoo(sub):
     p = _command(sub, "zoo", "List the canonical MobileNets with params, MACs and ImageNet top-1.",
                  "mobilenets zoo --version v1 --format md")
-    p.add_argument("--version", choices=["v1", "v2", "v3"], help="only this generation")
-    p.add_argument("--filter", metavar="GLOB", help="only specs matching, e.g. 'v2-*-224'")
-    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    p.add_argument("--version", choices=["v1", "v2", "v3"], help="only this generation (default: all)")
+    p.add_argument("--filter", metavar="GLOB", help="only specs matching, e.g. 'v2-*-224' (default: all)")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
+                   help="how the rows are printed")
     p.set_defaults(func=cmd_zoo)
 
 
@@ -166,7 +189,7 @@ def _add_profile(sub):
     p.add_argument("target", metavar="SPEC_OR_FILE",
                    help="a spec (v1-0.50-160) or a .keras/.h5/.tflite file")
     p.add_argument("--classes", type=_positive_int, default=1000,
-                   help="classifier size for a spec (default 1000)")
+                   help="classifier size for a spec")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_profile)
@@ -196,48 +219,113 @@ def cmd_profile(args):
 # ------------------------------------------------------- retrain / train
 
 
+def _recipe(mode: str, preset: str | None = None, data: str = "", explicit: set = frozenset()):
+    """The TrainConfig a run starts from: the defaults, then the preset (train: 'scratch' unless told)."""
+    from mobilenets.train import TrainConfig, apply_preset
+
+    preset = preset or (None if mode == "retrain" else "scratch")
+    return apply_preset(TrainConfig(data=data, mode=mode), preset, explicit=explicit)
+
+
+def _shown(value) -> str:
+    """A default as help shows it: 0.001 not 0.0010, lists as 2,2,2,2."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def _add_training_flags(p, scratch: bool):
-    """Flags shared by retrain and train; None means 'not given' (presets fill it)."""
+    """Flags shared by retrain and train; None means 'not given' (presets fill it).
+
+    The defaults the help shows are read from the recipe a run starts from, so they stay true.
+    """
+    from mobilenets.augment import PRESETS as AUGMENT_PRESETS, Augment
+
+    recipe = _recipe("scratch" if scratch else "retrain")
+    d = {k: _shown(v) for k, v in recipe.to_dict().items()}
+    aug = Augment.parse(recipe.augment)
+    p.epilog += "\n\n" + textwrap.fill(
+        "The defaults shown are a run's " + ("with the 'scratch' preset, train's own" if scratch
+                                             else "without a --preset")
+        + "; a --preset changes them, and a flag given wins over both.", 78)
     p.add_argument("data", nargs="?", metavar="DATA",
                    help="folder of class folders, a .tar.gz of one, 'digits', 'cifar10' or 'cifar10:PATH'")
-    p.add_argument("--arch", help="model spec, e.g. v1-0.25-224 (see 'mobilenets zoo')")
-    p.add_argument("--preset", help="named recipe: " + ("seed-cifar10, scratch (default), emotion, gender"
-                                                      if scratch else "emotion, gender, scratch, seed-cifar10"))
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--learning-rate", type=_positive)
-    p.add_argument("--optimizer", choices=["adam", "nadam", "sgd"])
-    p.add_argument("--schedule", choices=["constant", "cosine"])
-    p.add_argument("--label-smoothing", type=_fraction_below_1)
-    p.add_argument("--weight-decay", type=_non_negative)
-    p.add_argument("--dropout", type=_fraction_below_1)
-    p.add_argument("--class-weights", choices=["none", "auto"], help="auto: balance imbalanced folders")
-    p.add_argument("--seed", type=_non_negative_int, help="makes a run repeatable")
-    p.add_argument("--validation-percent", type=_percent, help="held out for validation (default 10)")
-    p.add_argument("--test-percent", type=_percent, help="held out for testing (default 10)")
-    aug = p.add_argument_group("augmentation (runs inside the tf.data pipeline)")
-    aug.add_argument("--flip-left-right", action="store_true", default=None)
-    aug.add_argument("--random-crop", type=_percent, metavar="PCT")
-    aug.add_argument("--random-scale", type=_percent, metavar="PCT")
-    aug.add_argument("--random-brightness", type=_percent, metavar="PCT")
-    aug.add_argument("--shift", type=_percent, metavar="PCT", help="translate by up to PCT of the size")
-    aug.add_argument("--augment", metavar="TEXT", help="preset or list, e.g. 'retrain' or 'flip,crop=10'")
+    p.add_argument("--arch", help=f"model spec, e.g. v1-0.25-224 (see 'mobilenets zoo') (default: {d['arch']})")
+    p.add_argument("--preset", help="named recipe: seed-cifar10, scratch, emotion, gender "
+                                    f"(default: {'scratch' if scratch else 'none'})")
+    p.add_argument("--epochs", type=_positive_int, help=f"training epochs (default: {d['epochs']})")
+    p.add_argument("--batch-size", type=_positive_int, help=f"images per step (default: {d['batch_size']})")
+    p.add_argument("--learning-rate", type=_positive, help=f"(default: {d['learning_rate']})")
+    p.add_argument("--optimizer", choices=["adam", "nadam", "sgd"], help=f"(default: {d['optimizer']})")
+    p.add_argument("--schedule", choices=["constant", "cosine"],
+                   help=f"learning-rate schedule (default: {d['schedule']})")
+    p.add_argument("--label-smoothing", type=_fraction_below_1, help=f"(default: {d['label_smoothing']})")
+    p.add_argument("--weight-decay", type=_non_negative,
+                   help=f"decoupled: each step shrinks weights by learning rate x this "
+                        f"(default: {d['weight_decay']})")
+    p.add_argument("--dropout", type=_fraction_below_1, help=f"before the classifier (default: {d['dropout']})")
+    p.add_argument("--class-weights", choices=["none", "auto"],
+                   help=f"auto: balance imbalanced folders (default: {d['class_weights']})")
+    p.add_argument("--seed", type=_non_negative_int, help=f"makes a run repeatable (default: {d['seed']})")
+    p.add_argument("--validation-percent", type=_percent,
+                   help=f"held out for validation (default: {d['validation_percent']})")
+    p.add_argument("--test-percent", type=_percent, help=f"held out for testing (default: {d['test_percent']})")
+    if scratch:
+        about = (f"Random changes to each training image, as TF ops inside the tf.data pipeline. "
+                 f"Default: {aug.describe()}, from the 'scratch' preset; any flag here replaces all of it.")
+    else:
+        about = ("Random changes to each training image, as TF ops inside the tf.data pipeline. "
+                 "Default: none. Any of these turns the feature cache off: the frozen backbone then "
+                 "runs on every image in every epoch instead of once (16x the time of a cached "
+                 "retrain on a 4.3k-image folder).")
+    group = p.add_argument_group("augmentation", textwrap.fill(about, 76))
+
+    def pct(name):
+        return f"(default: {_shown(getattr(aug, name)) if getattr(aug, name) else 'off'})"
+
+    group.add_argument("--flip-left-right", action="store_true", default=None,
+                       help=f"mirror a random half of the images left-right "
+                            f"(default: {'on' if aug.flip_left_right else 'off'})")
+    group.add_argument("--random-crop", type=_percent, metavar="PCT",
+                       help=f"enlarge by PCT percent, then crop a random window of the original size "
+                            f"{pct('random_crop')}")
+    group.add_argument("--random-scale", type=_percent, metavar="PCT",
+                       help=f"enlarge by a random 0 to PCT percent more before that crop {pct('random_scale')}")
+    group.add_argument("--random-brightness", type=_percent, metavar="PCT",
+                       help=f"multiply pixels by a random factor within PCT percent of 1 "
+                            f"{pct('random_brightness')}")
+    group.add_argument("--shift", type=_percent, metavar="PCT",
+                       help=f"translate by up to PCT percent of the width and height, mirroring the "
+                            f"border {pct('shift')}")
+    presets = "; ".join(f"{name}: {Augment.parse(name).describe() if options else 'nothing'}"
+                        for name, options in AUGMENT_PRESETS.items())
+    group.add_argument("--augment", metavar="TEXT",
+                       help="a preset or a comma-separated list mixing presets and keys, later items "
+                            "winning, e.g. 'retrain' or 'cifar,shift=5'; the flags above add to it. "
+                            f"Presets: {presets}. Keys: flip, crop, scale, brightness, shift (as the "
+                            "flags above), pad_crop=PX (pad by mirroring, then crop a random window "
+                            "of the original size), fill=reflect|constant (how shift fills the border) "
+                            f"(default: {aug.describe()})")
     run = p.add_argument_group("run")
     run.add_argument("--name", help="run name (default: <data>-<spec>-<time>)")
-    run.add_argument("--runs-dir", type=_folder, default="runs")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--runs-dir", type=_folder, default="runs", help="where runs are made")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (default: start a new one)")
     run.add_argument("--cache-dir", type=_folder,
-                     help="bottleneck and image cache (default ~/.cache/mobilenets)")
+                     help="bottleneck and image cache (default: $MOBILENETS_CACHE, else ~/.cache/mobilenets)")
     run.add_argument("--no-cache", action="store_true", help="compute features again, cache nothing")
     run.add_argument("--time-budget", type=_positive, metavar="MIN", dest="time_budget_minutes",
                      help="train for MIN minutes: a cosine schedule is fitted to end in time "
                           "(--epochs becomes the most it may use); otherwise stop after the "
-                          "epoch that passes MIN minutes")
-    run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"])
+                          "epoch that passes MIN minutes (default: none, --epochs decides)")
+    run.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
+                     help=f"spread training over devices (default: {d['distribute']})")
     run.add_argument("--faces", action="store_true", default=None,
-                     help="crop every image to its largest face first (OpenCV Haar cascade)")
+                     help="crop every image to its largest face first (OpenCV Haar cascade) "
+                          "(default: off; the emotion and gender presets turn it on)")
     run.add_argument("--logical-cpus", type=_positive_int, metavar="N",
-                     help="split the CPU into N devices (to try --distribute mirrored)")
+                     help="split the CPU into N devices (to try --distribute mirrored) (default: one device)")
 
 
 _AUG_FLAGS = {"flip_left_right": "flip_left_right", "random_crop": "random_crop",
@@ -251,7 +339,7 @@ _CONFIG_FLAGS = ("arch", "epochs", "batch_size", "learning_rate", "optimizer", "
 
 def _train_config(args, mode: str):
     from mobilenets.augment import Augment
-    from mobilenets.train import TrainConfig, apply_preset
+    from mobilenets.train import TrainConfig
 
     given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k, None) is not None}
     if given.get("validation_percent", 0) + given.get("test_percent", 0) >= 100:
@@ -265,9 +353,7 @@ def _train_config(args, mode: str):
         given["cache_features"] = False
     if not args.data and not args.resume:
         raise MobilenetsError("give DATA (a folder, 'digits', 'cifar10:PATH') or --resume RUN_DIR")
-    config = TrainConfig(data=str(args.data or ""), mode=mode)
-    preset = args.preset or (None if mode == "retrain" else "scratch")
-    config = apply_preset(config, preset, explicit=set(given))
+    config = _recipe(mode, args.preset, data=str(args.data or ""), explicit=set(given))
     d = config.to_dict()
     d.update(given)
     config = TrainConfig.from_dict(d)
@@ -297,11 +383,16 @@ def _add_retrain(sub):
                  "mobilenets retrain ../shared/data/pokemon-types --arch v1-0.25-224 --fine-tune 30\n"
                  "mobilenets retrain --resume runs/pokemon-types-v1-0.25-224-20261123-120000")
     _add_training_flags(p, scratch=False)
-    p.add_argument("--weights", help="imagenet (default; Keras cache or download), none, or a weights file")
+    d = _recipe("retrain")
+    p.add_argument("--weights", help="imagenet (from the Keras cache, else downloaded), none, or a weights "
+                                     f"file (default: {d.weights})")
     p.add_argument("--fine-tune", type=_non_negative_int, metavar="N",
-                   help="then unfreeze the top N backbone layers (BatchNorm stays frozen)")
-    p.add_argument("--fine-tune-epochs", type=_positive_int)
-    p.add_argument("--fine-tune-learning-rate", type=_positive, help="default: --learning-rate / 10")
+                   help="then unfreeze the top N backbone layers (BatchNorm stays frozen); try 80 with "
+                        "v1-0.25 (of its 87 layers) and --fine-tune-epochs 10-20, or 20 for a quicker "
+                        f"run (default: {d.fine_tune}, off)")
+    p.add_argument("--fine-tune-epochs", type=_positive_int,
+                   help=f"epochs of the fine-tuning phase (default: {d.fine_tune_epochs})")
+    p.add_argument("--fine-tune-learning-rate", type=_positive, help="(default: --learning-rate / 10)")
     p.set_defaults(func=lambda args: _run_training(args, "retrain"))
 
 
@@ -318,23 +409,24 @@ def _add_train(sub):
                  "mobilenets train digits --arch v1-0.25-32 --epochs 5\n"
                  "mobilenets train cifar10:cifar-10-python.tar.gz --arch v1-0.50-32 --preset seed-cifar10")
     _add_training_flags(p, scratch=True)
+    d = _recipe("scratch")
     p.add_argument("--stem-stride", type=int, choices=[1, 2],
-                   help="stride of the first convolution (the 'scratch' preset uses 1: 32 px inputs "
-                        "end at 2x2, not 1x1)")
+                   help="stride of the first convolution; 1 makes 32 px inputs end at 2x2, not 1x1 "
+                        f"(default: {d.stem_stride})")
     p.add_argument("--block-strides", type=_strides, metavar="S,S,S,S",
-                   help="strides of the four downsampling blocks after the stem (default 2,2,2,2); "
-                        "with --stem-stride 2, e.g. 2,1,2,2 also ends 32 px inputs at 2x2, "
-                        "2x faster per epoch but less accurate in 30 min on CIFAR-10")
+                   help="strides of the four downsampling blocks after the stem; with --stem-stride "
+                        "2, e.g. 2,1,2,2 also ends 32 px inputs at 2x2, 2x faster per epoch but less "
+                        f"accurate in 30 min on CIFAR-10 (default: {_shown(d.block_strides or [2, 2, 2, 2])})")
     p.add_argument("--low-res", type=_non_negative_int, metavar="PX",
                    help="train the first epochs on images scaled down to PX high (e.g. 24 for 32 px "
-                        "models: ~0.6x the work per epoch), then at the model's size; the 'scratch' "
-                        "preset uses 3/4 of the model's height; 0 turns it off")
+                        "models: ~0.6x the work per epoch), then at the model's size; 0 turns it off "
+                        "(default: 3/4 of the model's height, from the 'scratch' preset)")
     p.add_argument("--low-res-fraction", type=_fraction_inside, metavar="F",
-                   help="share of the epochs at --low-res (default 0.5; with --time-budget, of the "
-                        "planned epochs)")
+                   help="share of the epochs at --low-res (with --time-budget, of the planned epochs) "
+                        f"(default: {_shown(d.low_res_fraction)})")
     p.add_argument("--init", metavar="WEIGHTS",
-                   help="start every layer from these weights (imagenet or a file; default none) and "
-                        "train the whole network, BatchNorm included, with the recipe")
+                   help="start every layer from these weights (imagenet or a file) and train the whole "
+                        f"network, BatchNorm included, with the recipe (default: {d.init})")
     p.set_defaults(func=lambda args: _run_training(args, "scratch"))
 
 
@@ -345,11 +437,12 @@ def _add_evaluate(sub):
     p = _command(sub, "evaluate", "Accuracy, per-class scores, confusion matrix and misclassified files.",
                  "mobilenets evaluate runs/pets\n"
                  "mobilenets evaluate runs/pets/model.keras photos/ --split test --json")
-    p.add_argument("target", metavar="RUN_OR_MODEL")
-    p.add_argument("data", nargs="?", metavar="DATA", help="default: the run's own data")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--top-k", type=_positive_int, default=5)
-    p.add_argument("--out", type=_folder, help="output folder (default: <run>/evaluation-<split>)")
+    p.add_argument("target", metavar="RUN_OR_MODEL", help="run directory, .keras or .h5 model file")
+    p.add_argument("data", nargs="?", metavar="DATA", help="(default: the run's own data)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="the split to score")
+    p.add_argument("--top-k", type=_positive_int, default=5,
+                   help="also report top-K accuracy, when K is below the number of classes")
+    p.add_argument("--out", type=_folder, help="output folder (default: <run>/evaluation-<split>, or beside the model file)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--faces", action="store_true", default=None,
                    help="crop images to faces first (default: as the run was trained)")
@@ -360,7 +453,7 @@ def _add_evaluate(sub):
 
 
 def cmd_evaluate(args):
-    from mobilenets.evaluate import evaluate
+    from mobilenets.evaluate import evaluate, top_k_column
     from mobilenets.results import write_rows
 
     r = evaluate(args.target, args.data, split=args.split, out_dir=args.out, k=args.top_k,
@@ -369,7 +462,8 @@ def cmd_evaluate(args):
         print(json.dumps(r, indent=2))
         return
     write_rows(r["per_class"], "table", title=f"{args.split}: per class")
-    print(f"accuracy {r['accuracy']:.4f}  top-{r['k']} {r['top_k_accuracy']:.4f}  "
+    top_k = "".join(f"  {name} {value:.4f}" for name, value in top_k_column(r).items())
+    print(f"accuracy {r['accuracy']:.4f}{top_k}  "
           f"macro-F1 {r['macro_f1']:.4f}  on {r['count']} images"
           f"{' (flip TTA)' if r['tta'] == 'flip' else ''}; "
           f"{len(r['misclassified'])} misclassified -> {r['out_dir']}")
@@ -398,34 +492,35 @@ def _add_export(sub):
                    help="comma-separated .tflite modes: none (float32), float16, dynamic, int8 "
                         "(default: none,int8)")
     p.add_argument("--io", choices=["float32", "uint8", "int8"],
-                   help="input/output type of the int8 model (default uint8, as Coral and Teachable "
-                        "Machine ship); float modes are float32")
+                   help="input/output type of the int8 model; float modes are float32 (default: uint8, "
+                        "as Coral and Teachable Machine ship)")
     p.add_argument("--calibration", metavar="DATA",
                    help="int8 calibration images (default: the run's training split)")
-    p.add_argument("--calibration-size", type=_positive_int, default=200, metavar="N")
+    p.add_argument("--calibration-size", type=_positive_int, default=200, metavar="N",
+                   help="int8 calibration images used")
     p.add_argument("--int8-method", choices=["reconstruct", "plain"], default="reconstruct",
-                   help="reconstruct (default): refit each kernel on the int8 grid so the int8 file "
-                        "keeps the Keras model's answers (about a minute for a small MobileNet); "
-                        "plain: the TFLite converter's rounding alone")
+                   help="reconstruct: refit each kernel on the int8 grid so the int8 file keeps the "
+                        "Keras model's answers (about a minute for a small MobileNet); plain: the "
+                        "TFLite converter's rounding alone")
     p.add_argument("--format", default="tflite", metavar="FORMATS",
-                   help="tflite (default), saved_model, onnx, or a comma-separated list")
+                   help="tflite, saved_model, onnx, or a comma-separated list")
     p.add_argument("--out", type=_folder, metavar="DIR",
                    help="output folder (default: <run>/export); a re-export replaces it whole")
     gate = p.add_argument_group("parity report and gate")
     gate.add_argument("--data", help="data for the parity report (default: the run's own)")
     gate.add_argument("--parity-images", type=_positive_int, default=1000, metavar="N",
-                      help="at most N parity images (default 1000)")
+                      help="at most N parity images")
     gate.add_argument("--min-agreement", type=_fraction, default=0.98, metavar="F",
-                      help="fail a file whose top-1 agreement with Keras is below F (0..1; default 0.98)")
+                      help="fail a file whose top-1 agreement with Keras is below F, from 0 to 1")
     gate.add_argument("--max-drop", type=_drop, default=0.01, metavar="F",
                       help="fail a file whose top-1 accuracy is more than F below Keras's, as a "
-                           "fraction (default 0.01 = 1 percentage point)")
+                           "fraction (0.01 = 1 percentage point)")
     gate.add_argument("--allow-drop", action="store_true",
                       help=f"warn about failing files but exit 0, not {EXIT_PARITY}")
     gate.add_argument("--no-parity", action="store_true", help="skip the parity report (and the gate)")
     p.add_argument("--input-range", type=_input_range, metavar="LOW,HIGH",
-                   help="what a model without our preprocess layer expects (default: "
-                        "--input-range=-1,1)")
+                   help="what a model without our preprocess layer expects; write negative values "
+                        "as --input-range=-1,1 (default: -1,1)")
     p.set_defaults(func=cmd_export)
 
 
@@ -465,16 +560,16 @@ def _add_predict(sub):
                  "2 when none was.")
     p.add_argument("model", metavar="MODEL", help="run directory, .keras, .h5 or .tflite")
     p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and folders (recursive)")
-    p.add_argument("--labels", metavar="FILE", help="labels, one per line (for models without their own)")
-    p.add_argument("--top-k", type=_positive_int, default=5)
+    p.add_argument("--labels", metavar="FILE", help="labels, one per line, for models without their own (default: the model's own)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true",
                    help="JSON lines: first {\"model\": {...}} (what the file says: metadata, labels, "
                         "normalization, input type, float ops), then one object per image")
     p.add_argument("--threads", type=_positive_int, help="inference threads (default: LiteRT's, 1)")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="images per call")
     p.add_argument("--input-range", type=_input_range, metavar="LOW,HIGH",
-                   help="float input range of a model without our metadata: --input-range=-1,1 "
-                        "(default), 0,1 or 0,255")
+                   help="float input range of a model without our metadata: -1,1, 0,1 or 0,255; write "
+                        "negative values as --input-range=-1,1 (default: -1,1)")
     p.add_argument("--faces", action="store_true",
                    help="classify each image's largest face (OpenCV Haar cascade; whole image if none)")
     p.set_defaults(func=cmd_predict)
@@ -522,14 +617,16 @@ def _add_benchmark(sub):
                  "mobilenets benchmark runs/pets --format csv --out bench.csv")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite/.keras/.h5 file, run directory, or spec (random weights, float32 .tflite)")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls (default 50)")
-    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
-    p.add_argument("--batch", type=_positive_int, default=1, help="images per call (default 1)")
+    p.add_argument("--threads", type=_thread_counts, default="1", metavar="N[,N...]",
+                   help="comma-separated thread counts")
+    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls")
+    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first")
+    p.add_argument("--batch", type=_positive_int, default=1, help="images per call")
     p.add_argument("--per-op", action="store_true", help="ops by type, with XNNPACK delegation")
-    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
+                   help="how the rows are printed")
     p.add_argument("--out", type=_file, metavar="FILE",
-                   help="also write the rows here (.csv/.json/.md by suffix)")
+                   help="also write the rows here, .csv/.json/.md by suffix (default: printed only)")
     p.set_defaults(func=cmd_benchmark)
 
 
@@ -558,8 +655,8 @@ def cmd_benchmark(args):
 def _add_demo(sub):
     p = _command(sub, "demo", "Train, evaluate, export to int8 TFLite and predict, on built-in digits (offline).",
                  "mobilenets demo --runs-dir runs")
-    p.add_argument("--runs-dir", type=_folder, default="runs")
-    p.add_argument("--epochs", type=_positive_int, default=8)
+    p.add_argument("--runs-dir", type=_folder, default="runs", help="where the run is made")
+    p.add_argument("--epochs", type=_positive_int, default=8, help="training epochs")
     p.set_defaults(func=lambda args: print(_demo(args)))
 
 
@@ -581,34 +678,39 @@ def _add_compare(sub):
     p.add_argument("specs", nargs="*", metavar="SPEC", help="candidate specs, e.g. v2-1.00-224")
     p.add_argument("--grid", action="append", default=[], metavar="FAMILY:ALPHAS:RESOLUTIONS",
                    help="a grid of candidates, e.g. 'v1:1.0,0.5:224,160' (family v1, v2, v3-large, "
-                        "v3-small, v3-large-min, v3-small-min); repeatable")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls per latency (default 50)")
-    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first (default 5)")
+                        "v3-small, v3-large-min, v3-small-min); repeatable (default: only the SPECs given)")
+    p.add_argument("--threads", type=_thread_counts, default="1", metavar="N[,N...]",
+                   help="comma-separated thread counts")
+    p.add_argument("--runs", type=_positive_int, default=50, help="timed calls per latency")
+    p.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed calls first")
     p.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
                    help="time each file in N fresh processes spread over the run and keep the lowest "
-                        "p50: steadier on a busy machine (default 1)")
+                        "p50: steadier on a busy machine")
     p.add_argument("--data", metavar="DATA",
-                   help="retrain every candidate on this data (same recipe) and measure accuracy")
-    p.add_argument("--epochs", type=_positive_int, help="retrain epochs (default: the retrain recipe's)")
+                   help="retrain every candidate on this data (same recipe) and measure accuracy "
+                        "(default: none, published ImageNet top-1 only)")
+    p.add_argument("--epochs", type=_positive_int, help=f"retrain epochs (default: the retrain recipe's, {_recipe('retrain').epochs})")
     p.add_argument("--weights", default="imagenet",
-                   help="imagenet (default), none, or a weights file; the same for every candidate")
+                   help="imagenet, none, or a weights file; the same for every candidate")
     p.add_argument("--cache-dir", type=_folder,
-                   help="bottleneck cache for retraining (default ~/.cache/mobilenets)")
-    p.add_argument("--budget-ms", type=_positive, metavar="MS", help="pick the most accurate model within MS")
-    p.add_argument("--max-size-mb", type=_positive, metavar="MB", help="... and within MB of .tflite file")
+                   help="bottleneck cache for retraining (default: $MOBILENETS_CACHE, else ~/.cache/mobilenets)")
+    p.add_argument("--budget-ms", type=_positive, metavar="MS",
+                   help="pick the most accurate model within MS (default: no budget)")
+    p.add_argument("--max-size-mb", type=_positive, metavar="MB",
+                   help="... and within MB of .tflite file (default: no limit)")
     p.add_argument("--budget-format", choices=["int8", "float"], default="int8",
-                   help="the file the budget applies to (default int8)")
+                   help="the file the budget applies to")
     p.add_argument("--budget-threads", type=_positive_int, metavar="N",
                    help="the thread count the budget applies to (default: the largest of --threads)")
     p.add_argument("--out", type=_folder, default="compare", metavar="DIR",
-                   help="results, files and report.html; also the cache a re-run reuses (default compare/)")
-    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+                   help="results, files and report.html; also the cache a re-run reuses")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
+                   help="how the rows are printed")
     p.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
     p.set_defaults(func=cmd_compare)
 
 
-_COMPARE_DEFAULTS = {"threads": "1", "runs": 50, "warmup": 5, "repeats": 1,
+_COMPARE_DEFAULTS = {"threads": (1,), "runs": 50, "warmup": 5, "repeats": 1,
                      "weights": "imagenet", "budget_format": "int8", "out": "compare"}
 
 
@@ -623,7 +725,8 @@ def _compare_command(args) -> str:
                  "max_size_mb", "budget_format", "budget_threads", "out"):
         value = getattr(args, name)
         if value is not None and value != _COMPARE_DEFAULTS.get(name):
-            parts += ["--" + name.replace("_", "-"), str(value)]
+            text = ",".join(map(str, value)) if name == "threads" else str(value)
+            parts += ["--" + name.replace("_", "-"), text]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -21,6 +21,8 @@ from mobilenets.errors import MobilenetsError
 
 
 TTA = ("none", "flip")
+# The model files `evaluate` reads (load_keras_model takes .hdf5 as .h5).
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list[str],
@@ -41,7 +43,9 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
             `--flip-left-right`; twice the inference work).
 
     Returns:
-        A JSON-serialisable dict.
+        A JSON-serialisable dict. `k` is the k used (at most the number of
+        classes); `top_k_accuracy` is None when k is not below the number of
+        classes, where it would be 1.0 by construction.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -69,7 +73,8 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         "tta": tta,
         "accuracy": round(float((pred == labels).mean()), 4),
         "k": k,
-        "top_k_accuracy": round(float((topk == labels[:, None]).any(axis=1).mean()), 4),
+        "top_k_accuracy": (round(float((topk == labels[:, None]).any(axis=1).mean()), 4)
+                           if k < len(classes) else None),
         "classes": list(classes),
         "per_class": [
             {"class": c, "precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
@@ -80,6 +85,13 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         "confusion_matrix": confusion_matrix(labels, pred, labels=idx).tolist(),
         "misclassified": misclassified,
     }
+
+
+def top_k_column(result: dict) -> dict:
+    """`{"top-5": 0.93}` for a result table, or `{}` when top-k says nothing (k >= classes)."""
+    if result.get("top_k_accuracy") is None:
+        return {}
+    return {f"top-{result['k']}": result["top_k_accuracy"]}
 
 
 def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -160,6 +172,11 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
         model_path = target / "model.keras"
         default_out = target / f"evaluation-{split}"
     else:
+        if target.is_file() and target.suffix.lower() not in KERAS_SUFFIXES:
+            hint = (" (export's parity report scores a .tflite; predict classifies with one)"
+                    if target.suffix.lower() == ".tflite" else "")
+            raise MobilenetsError(f"evaluate takes a run directory or a .keras or .h5 model file{hint}. "
+                                  f"Received {target}")
         model_path = target
         default_out = target.parent / f"{target.stem}-evaluation-{split}"
     if not model_path.is_file():

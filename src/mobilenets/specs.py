@@ -11,6 +11,8 @@ Grammar (case-insensitive):
     v3-small-<alpha>-<res>     v3-small-0.75-224-min   (-min: minimalistic)
 
 `<res>` is one number (square) or `HxW` (non-square, e.g. `224x160`).
+Bounds: `<alpha>` from 0.05 to 2.0 (`ALPHA_RANGE`), each side of `<res>`
+from 32 to 1024 pixels (`RESOLUTION_RANGE`).
 The familiar TF-slim / Keras names are accepted as input too:
 `mobilenet_1.0_224`, `mobilenet_v1_0.50_160`, `mobilenet_v2_1.4_224`,
 `mobilenet_v3_large_1.0_224`, `mobilenet_v3_small_minimalistic_1.0_224`.
@@ -31,8 +33,15 @@ VALID_FORMS = (
     "or mobilenet_v1_0.50_160 / mobilenet_v2_1.4_224; <res> may be HxW"
 )
 
-# The smallest input keras.applications accepts for these architectures.
-MIN_RESOLUTION = 32
+# Each side of the input, in pixels. 32 is the smallest input keras.applications
+# accepts for these architectures (the CIFAR specs, v1-0.25-32); above 1024 no
+# MobileNet is used and the activations grow past what a device holds
+# (v1-1.00-99999 would need 1.28 TB).
+RESOLUTION_RANGE = (32, 1024)
+# The width multiplier. Below 1/32 V1's first convolution has no filters at all
+# (Keras refuses to build it); the widest published MobileNet is V2's 1.4, and
+# cost grows with alpha squared (2.0: 4x the MACs of 1.0).
+ALPHA_RANGE = (0.05, 2.0)
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _RES = r"(\d+)(?:x(\d+))?"
@@ -59,13 +68,14 @@ class ModelSpec:
             raise SpecError(
                 f"unknown MobileNet family {self.family!r}; expected one of {', '.join(FAMILIES)}"
             )
-        if not 0 < self.alpha <= 4:
-            raise SpecError(f"alpha must be in (0, 4]. Received alpha={self.alpha}")
-        if min(self.height, self.width) < MIN_RESOLUTION:
-            raise SpecError(
-                f"input must be at least {MIN_RESOLUTION}x{MIN_RESOLUTION}. "
-                f"Received {self.height}x{self.width}"
-            )
+        low, high = ALPHA_RANGE
+        if not low <= self.alpha <= high:
+            raise SpecError(f"alpha (width multiplier) must be from {low} to {high}. "
+                            f"Received alpha={self.alpha}")
+        low, high = RESOLUTION_RANGE
+        if not (low <= self.height <= high and low <= self.width <= high):
+            raise SpecError(f"each side of the input must be from {low} to {high} pixels. "
+                            f"Received {self.height}x{self.width}")
         if self.minimalistic and not self.family.startswith("v3"):
             raise SpecError(f"-min (minimalistic) exists only for V3. Received {self.family}")
 

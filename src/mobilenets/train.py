@@ -1383,7 +1383,7 @@ def finish_run(run: Path, model, data, splits: dict, state: dict, started: float
     with flip test-time augmentation, reported beside the plain accuracy
     (`mobilenets evaluate --tta flip` gives the full report).
     """
-    from mobilenets.evaluate import evaluate_arrays
+    from mobilenets.evaluate import evaluate_arrays, top_k_column
 
     with artifacts.atomic_path(run / "model.keras") as tmp:
         model.save(tmp)
@@ -1399,12 +1399,12 @@ def finish_run(run: Path, model, data, splits: dict, state: dict, started: float
             result = evaluate_arrays(model, images, labels, list(data.classes), paths)
             metrics[split] = {k: result[k] for k in ("accuracy", "top_k_accuracy", "k", "count")}
             rows.append({"split": split, "images": result["count"],
-                         "accuracy": result["accuracy"], f"top-{result['k']}": result["top_k_accuracy"]})
+                         "accuracy": result["accuracy"], **top_k_column(result)})
             if split == "test" and flip_tta:
                 tta = evaluate_arrays(model, images, labels, list(data.classes), paths, tta="flip")
                 metrics[split]["accuracy_flip_tta"] = tta["accuracy"]
                 rows.append({"split": "test, flip TTA", "images": tta["count"], "accuracy": tta["accuracy"],
-                             f"top-{tta['k']}": tta["top_k_accuracy"]})
+                             **top_k_column(tta)})
             if split == "test":
                 from mobilenets.evaluate import write_evaluation
 
