@@ -30,15 +30,13 @@ import json
 import os
 import pickle
 import re
-import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from mobilenets.artifacts import atomic_path, write_json
+from mobilenets.artifacts import atomic_path, remove_stale, scratch_dir, write_json
 from mobilenets.augment import Augment, augment_fn
 from mobilenets.errors import MobilenetsError
 
@@ -1051,9 +1049,8 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
     dest = parent / f"{stem}-{digest}"
     if dest.is_dir():
         return dest
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
-    try:
+    remove_stale(parent)  # what a killed extraction left
+    with scratch_dir(parent, dest.name) as tmp:
         with _progress_bar(None, f"extracting {archive.name}", progress):
             safe_extract(archive, tmp)
         try:
@@ -1061,9 +1058,6 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
         except OSError:
             if not dest.is_dir():  # another process won the race: use its copy
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
