@@ -841,13 +841,7 @@ def _owner_running(suffix: str) -> bool:
         return False
     if pid == os.getpid():
         return False  # this process starts one export at a time: its own are leftovers
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return artifacts.pid_alive(pid)
 
 
 def _recorded_files(config: Path) -> list[str]:
