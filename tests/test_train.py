@@ -364,15 +364,26 @@ def test_face_presets_are_training_configs():
     assert cfg.arch == "v1-0.50-224" and cfg.faces
 
 
-def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path):
+def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path, capsys):
     good = (folder / "red" / "red_000.jpg").read_bytes()
-    (folder / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])  # train split
+    (folder / "green" / "bad.jpg").write_bytes(good[: len(good) // 2])  # test split, as notes.jpg
     (folder / "blue" / "notes.jpg").write_text("not a picture")
     run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="skip")
     report = json.loads((run / "data_report.json").read_text())
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
-    assert set(reasons) == {"red/cut.jpg", "blue/notes.jpg"}
-    assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2
+    assert set(reasons) == {"red/cut.jpg", "green/bad.jpg", "blue/notes.jpg"}
+    assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 3
+    # evaluate says which files of its split it left out, on stderr and in its JSON.
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
+    captured = capsys.readouterr()
+    r = json.loads(captured.out)
+    assert r["skipped_files"] == 2 and r["skipped"] == [
+        {"path": "blue/notes.jpg", "reason": "not an image (unrecognised file contents)"},
+        {"path": "green/bad.jpg", "reason": "truncated image data"}]
+    assert captured.err == (f"skipped 2 unreadable files (blue/notes.jpg, green/bad.jpg) of the 'test' "
+                            f"split; reasons in {run / 'evaluation-test' / 'evaluation.json'}\n")
 
 
 @pytest.mark.parametrize("augment", [{}, {"flip_left_right": True}])
