@@ -1288,6 +1288,7 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         if not random_backbone:
             refuse_random_backbone(config)
         _low_res(config, (config.spec.height, config.spec.width))  # a bad setting fails before any work
+        made_runs_dir = not Path(runs_dir).exists()
         run = new_run_dir(runs_dir, name, config)
         state = {"done": [], "history": []}
         from mobilenets.data import resolved_data
@@ -1311,6 +1312,9 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
             # Refused before its first epoch (bad data, a split that decodes to
             # nothing): the folder holds only settings, and would block its name.
             shutil.rmtree(run, ignore_errors=True)
+            if made_runs_dir:
+                with contextlib.suppress(OSError):  # only if still empty: another run may be in it
+                    os.rmdir(runs_dir)
         raise
     except KeyboardInterrupt:
         command = "retrain" if config.mode == "retrain" else "train"
