@@ -21,6 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mobilenets.errors import MobilenetsError
+
 
 @contextlib.contextmanager
 def atomic_path(path: "str | os.PathLike", suffix: str | None = None):
@@ -128,6 +130,18 @@ def write_text(path: "str | os.PathLike", text: str) -> Path:
 
 def write_json(path: "str | os.PathLike", obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def read_json(path: "str | os.PathLike") -> dict:
+    """A JSON object from a file, or one line saying why the file is not one."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MobilenetsError(f"cannot read {path}: {e}") from None
+    if not isinstance(obj, dict):
+        raise MobilenetsError(f"cannot read {path}: it holds a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def _jsonable(obj):

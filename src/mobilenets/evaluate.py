@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -157,7 +156,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
         cfg = target / "config.json"
         if not cfg.is_file():
             raise MobilenetsError(f"not a run directory (no config.json): {target}")
-        config = json.loads(cfg.read_text())
+        config = artifacts.read_json(cfg)
         model_path = target / "model.keras"
         default_out = target / f"evaluation-{split}"
     else:

@@ -43,6 +43,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
 
 DEFAULT_TOP_K = 5
@@ -331,7 +332,7 @@ class KerasClassifier(Classifier):
         if labels is None and (path.parent / "labels.txt").is_file():
             labels, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
         elif labels is None and (path.parent / "config.json").is_file():
-            classes = json.loads((path.parent / "config.json").read_text()).get("classes")
+            classes = artifacts.read_json(path.parent / "config.json").get("classes")
             labels, source = classes, str(path.parent / "config.json")
         self.labels = align_labels(labels, outputs, source)
         model = self.model

@@ -210,7 +210,7 @@ def load_run_config(run: Path) -> TrainConfig:
     path = Path(run) / "config.json"
     if not path.is_file():
         raise MobilenetsError(f"not a run directory (no config.json): {run}")
-    return TrainConfig.from_dict(json.loads(path.read_text()))
+    return TrainConfig.from_dict(artifacts.read_json(path))
 
 
 def _resume_data(run: Path, given: TrainConfig) -> str:
@@ -218,7 +218,7 @@ def _resume_data(run: Path, given: TrainConfig) -> str:
     from mobilenets.data import run_data
 
     command = "retrain" if given.mode == "retrain" else "train"
-    saved = json.loads((Path(run) / "config.json").read_text())
+    saved = artifacts.read_json(Path(run) / "config.json")
     try:
         return run_data(saved, f"give it as DATA: mobilenets {command} --resume {run} DATA") or given.data
     except MobilenetsError:
