@@ -378,6 +378,11 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
     if budget_threads is not None and budget_threads not in threads:
         raise MobilenetsError(f"--budget-threads {budget_threads} is not one of --threads "
                               f"{','.join(map(str, threads))}")
+    dataset = None
+    if data is not None:  # bad data is refused before anything is written
+        from mobilenets.data import open_dataset
+
+        dataset = open_dataset(data)
     out = Path(out_dir)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     for folder in (out, out / "rows", out / "plots"):
@@ -386,9 +391,7 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
                    tools=tool_versions(), data=data, epochs=epochs, weights=str(weights),
                    cache_dir=cache_dir)
     if data is not None:
-        from mobilenets.data import open_dataset
-
-        ctx.dataset = open_dataset(data)
+        ctx.dataset = dataset
         ctx.train_key = _train_key(data, epochs, weights)
 
     ctx.repeats = repeats
