@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from _chromium import looks_drawn, render
 from _tiny import make_folder
@@ -276,3 +277,43 @@ def test_compare_with_data_retrains_and_shows_confusions(tmp_path):
     assert 'class="confusion"' in html and "accuracy after retraining" in html
     evaluation = json.loads((out / r["run"] / "evaluation" / "evaluation.json").read_text())
     assert html.count('src="data:image/jpeg;base64,') == min(len(evaluation["misclassified"]), 24)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_conversion_leaves_no_half_file_and_the_rerun_cleans_up(tmp_path):
+    """SIGKILL compare while it converts: no file under a final name is half written, and the
+    same command run again finishes the candidate and removes the killed run's scratch folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    argv = ["compare", "v1-0.25-32", "--runs", "2", "--warmup", "0", "--out", str(out),
+            "--no-report", "--format", "json"]
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenets", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    models = out / "models" / "v1-0.25-32"
+    try:
+        deadline = time.monotonic() + 300
+        while not any(models.glob(".convert.tmp-*/*")):  # the converter has started writing
+            assert proc.poll() is None and time.monotonic() < deadline, "compare ended before the kill"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    debris = list(models.glob(".convert.tmp-*"))
+    assert debris  # what the killed run left
+    for name in ("float32.tflite", "int8.tflite"):  # whole or absent
+        if (models / name).exists():
+            Interpreter(model_path=str(models / name)).allocate_tensors()
+    for row in (out / "rows").glob("*.json"):
+        json.loads(row.read_text())
+
+    rows = json.loads(_cli(argv)[0])
+    assert rows[0]["float_ms_t1"] > 0 and rows[0]["int8_ms_t1"] > 0
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+    for name in ("float32.tflite", "int8.tflite"):
+        Interpreter(model_path=str(models / name)).allocate_tensors()

@@ -110,6 +110,26 @@ def test_text_output_and_all_bad_is_exit_2(tflite, messy, tmp_path, capsys):
     assert captured.err.count("\n") == 1 and "none of the 2 files could be read" in captured.err
 
 
+def test_broken_links_are_reported_and_a_newline_in_a_name_stays_on_its_line(tflite, messy, capsys):
+    (messy / "gone.jpg").symlink_to(messy / "nowhere.jpg")
+    (messy / "loop.jpg").symlink_to(messy / "loop.jpg")
+    (messy / "two\nlines.jpg").write_bytes((messy / "good_0.jpg").read_bytes())
+    for name in ("truncated.jpg", "text.jpg"):
+        (messy / name).unlink()
+    assert main(["predict", str(tflite), str(messy)]) == 0
+    captured = capsys.readouterr()
+    lines = {line.split(": ", 1)[0].rsplit("/", 1)[1]: line.split(": ", 1)[1]
+             for line in captured.out.splitlines()}
+    assert sorted(lines) == ["gone.jpg", "good_0.jpg", "good_1.jpg", "loop.jpg", "two\\nlines.jpg"]
+    assert lines["gone.jpg"].startswith("error: broken symbolic link (to ")
+    assert lines["loop.jpg"] == "error: symbolic link loop"
+    assert not lines["two\\nlines.jpg"].startswith("error")
+    assert "3 of 5 images classified, 2 unreadable" in captured.err
+    assert main(["predict", str(tflite), str(messy), "--json"]) == 0  # JSON keeps the name as it is
+    paths = [json.loads(line).get("path") for line in capsys.readouterr().out.splitlines()]
+    assert str(messy / "two\nlines.jpg") in paths
+
+
 def test_streaming_keeps_order_across_batches(run, tflite, folder):
     paths = list_images([folder])
     assert len(paths) == 18

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import _tiny
+from _debris import leftover, live_writer
 from _tiny import COLOURS
 from mobilenets.cli import main
 from mobilenets.errors import MobilenetsError
@@ -157,6 +158,7 @@ def test_resume_after_kill_9_loses_at_most_one_epoch(folder, tmp_path):
               (runs / "r" / "history.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(1, 13))
     assert (runs / "r" / "model.keras").is_file()
+    assert not [p for p in (runs / "r").rglob(".*") if ".tmp-" in p.name]  # no debris of the killed run
 
 
 @pytest.mark.slow
@@ -211,16 +213,18 @@ def test_flip_tta_averages_each_image_with_its_mirror_image():
         evaluate_arrays(model, images, labels, ["left", "right", "both"], tta="rotate")
 
 
-def test_single_class_folder_is_one_line_error(tmp_path, capsys):
+def test_single_class_folder_is_one_line_error_and_leaves_no_run(tmp_path, capsys):
     make_folder(tmp_path / "one")
     for name in ("green", "blue"):
         for f in (tmp_path / "one" / name).iterdir():
             f.unlink()
         (tmp_path / "one" / name).rmdir()
-    rc = main(["retrain", str(tmp_path / "one"), "--arch", "v1-0.25-32",
-               "--runs-dir", str(tmp_path / "runs")])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "class" in err
+    for _ in range(2):  # the refused run's name stays free: the same error again, not "exists"
+        rc = main(["retrain", str(tmp_path / "one"), "--arch", "v1-0.25-32",
+                   "--runs-dir", str(tmp_path / "runs"), "--name", "one"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "need at least 2 classes" in err, err
+    assert not (tmp_path / "runs").exists()  # nor the runs folder it made
 
 
 def test_existing_run_name_is_refused(folder, tmp_path, capsys):
@@ -311,10 +315,19 @@ def test_resume_says_which_new_flags_it_ignores(folder, tmp_path, capsys):
     assert (f"--resume continues {run} with the settings in its config.json; ignoring --epochs, "
             "--optimizer, --augment (or an augmentation flag), --name\n") in err, err
     assert json.loads((run / "config.json").read_text())["epochs"] == 1
+    # Its one epoch was done: the phase is complete, not "resuming train at epoch 2/1".
+    assert "resuming: train is already complete (after epoch 1); not training it again\n" in err
+    assert "resuming train at epoch" not in err
+    assert [row["phase"] for row in csv.DictReader(open(run / "history.csv"))] == ["train"]
     capsys.readouterr()
     state["done"] = []
     state_path.write_text(json.dumps(state))
-    assert main(["train", "--resume", str(run)]) == 0
+    # What kill -9 leaves (temporary files of dead writers) goes; a live writer's stays.
+    dead = [leftover(run / "checkpoints" / "train.keras"), leftover(run / "model.keras")]
+    with live_writer(run / "checkpoints" / "train.keras") as busy:
+        assert main(["train", "--resume", str(run)]) == 0
+        assert busy.is_file()
+    assert not any(p.exists() for p in dead)
     assert "ignoring" not in capsys.readouterr().err
 
 
@@ -351,15 +364,26 @@ def test_face_presets_are_training_configs():
     assert cfg.arch == "v1-0.50-224" and cfg.faces
 
 
-def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path):
+def test_unreadable_files_are_skipped_counted_and_reported(folder, tmp_path, capsys):
     good = (folder / "red" / "red_000.jpg").read_bytes()
-    (folder / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "red" / "cut.jpg").write_bytes(good[: len(good) // 2])  # train split
+    (folder / "green" / "bad.jpg").write_bytes(good[: len(good) // 2])  # test split, as notes.jpg
     (folder / "blue" / "notes.jpg").write_text("not a picture")
     run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="skip")
     report = json.loads((run / "data_report.json").read_text())
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
-    assert set(reasons) == {"red/cut.jpg", "blue/notes.jpg"}
-    assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2
+    assert set(reasons) == {"red/cut.jpg", "green/bad.jpg", "blue/notes.jpg"}
+    assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 3
+    # evaluate says which files of its split it left out, on stderr and in its JSON.
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
+    captured = capsys.readouterr()
+    r = json.loads(captured.out)
+    assert r["skipped_files"] == 2 and r["skipped"] == [
+        {"path": "blue/notes.jpg", "reason": "not an image (unrecognised file contents)"},
+        {"path": "green/bad.jpg", "reason": "truncated image data"}]
+    assert captured.err == (f"skipped 2 unreadable files (blue/notes.jpg, green/bad.jpg) of the 'test' "
+                            f"split; reasons in {run / 'evaluation-test' / 'evaluation.json'}\n")
 
 
 @pytest.mark.parametrize("augment", [{}, {"flip_left_right": True}])
@@ -373,6 +397,7 @@ def test_a_split_whose_every_file_fails_to_decode_is_called_empty(tmp_path, kera
     cfg = tiny(tmp_path / "d", weights="imagenet", epochs=1, augment=augment)
     with pytest.raises(MobilenetsError, match=r"^the 'val' split of .* is empty$"):
         run_training(cfg, runs_dir=tmp_path / "runs", name="cut", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "runs" / "cut").exists()  # refused: no stub blocks the name
 
 
 def test_no_ragged_last_batch_and_short_schedules_still_decay(folder, tmp_path):

@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,15 +378,20 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
     if budget_threads is not None and budget_threads not in threads:
         raise MobilenetsError(f"--budget-threads {budget_threads} is not one of --threads "
                               f"{','.join(map(str, threads))}")
+    dataset = None
+    if data is not None:  # bad data is refused before anything is written
+        from mobilenets.data import open_dataset
+
+        dataset = open_dataset(data)
     out = Path(out_dir)
     (out / "rows").mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "rows", out / "plots"):
+        artifacts.remove_stale(folder)  # temporary files of a killed compare
     ctx = _Context(out=out, threads=threads, runs=runs, warmup=warmup, cpu=cpu_model(),
                    tools=tool_versions(), data=data, epochs=epochs, weights=str(weights),
                    cache_dir=cache_dir)
     if data is not None:
-        from mobilenets.data import open_dataset
-
-        ctx.dataset = open_dataset(data)
+        ctx.dataset = dataset
         ctx.train_key = _train_key(data, epochs, weights)
 
     ctx.repeats = repeats
@@ -606,6 +610,7 @@ def _ensure_files(spec, ctx: _Context, record: dict, source: str, step, save) ->
         return  # the retrained run's export made them
     files = record["files"].setdefault("random", {})
     folder = ctx.out / "models" / spec.name
+    artifacts.remove_stale(folder)  # what a killed conversion left
     for fmt in FORMATS:
         if _file_ok(ctx.out, files.get(fmt), ctx.tools):
             continue
@@ -626,7 +631,7 @@ def _convert_spec(spec: ModelSpec, fmt: str, dest: Path) -> None:
     from mobilenets.benchmark import spec_tflite
     from mobilenets.export import quiet_native_stderr
 
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=dest.parent) as tmp:
+    with artifacts.scratch_dir(dest.parent, "convert") as tmp:
         with quiet_native_stderr():
             made = spec_tflite(spec, tmp, "int8" if fmt == "int8" else "none")
         os.replace(made, dest)

@@ -25,20 +25,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
 import re
-import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from mobilenets.artifacts import atomic_path, write_json
+from mobilenets.artifacts import atomic_path, remove_stale, scratch_dir, write_json
 from mobilenets.augment import Augment, augment_fn
 from mobilenets.errors import MobilenetsError
 
@@ -149,10 +148,14 @@ def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch
     except Image.DecompressionBombError as e:
         raise BadImage(path, f"too large to decode safely: {_first_line(e)}") from None
     except FileNotFoundError:
+        if path.is_symlink():
+            raise BadImage(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
         raise BadImage(path, "file not found") from None
     except PermissionError:
         raise BadImage(path, "permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
+        if isinstance(e, OSError) and e.errno == errno.ELOOP:
+            raise BadImage(path, "symbolic link loop") from None
         message = _first_line(e)
         if "truncated" in message.lower():
             raise BadImage(path, "truncated image data") from None
@@ -306,6 +309,14 @@ class ImageData:
             "warnings": self.warnings,
         }
 
+    def skipped_in(self, split: str) -> list[dict]:
+        """The files of one split that could not be used so far, as `[{"path", "reason"}]`.
+
+        A split's files are decoded when `arrays()` or `dataset()` first reads
+        them; files that are not images at all are known from the start.
+        """
+        return []
+
     def write_report(self, path: "str | os.PathLike") -> Path:
         """Write `report()` as JSON, atomically.
 
@@ -408,6 +419,7 @@ class ImageFolder(ImageData):
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self.progress = progress
         self.skipped: list[dict] = []
+        self._skipped_by_split: dict[str, list[dict]] = {}
         self.ignored = 0
         self._notes: list[str] = []
         self._memo: dict = {}
@@ -466,7 +478,7 @@ class ImageFolder(ImageData):
         self._files: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
         for (f, label, s), reason in zip(candidates, reasons):
             if reason:
-                self._skip(f, reason)
+                self._skip(f, reason, s)
             else:
                 self._files[s].append((f, label))
 
@@ -477,8 +489,13 @@ class ImageFolder(ImageData):
             if sum(counts[s][c] for s in SPLITS) == 0:
                 raise MobilenetsError(f"class folder {c!r} has no usable images in {self.root}")
 
-    def _skip(self, path: Path, reason: str) -> None:
-        self.skipped.append({"path": self._rel(path), "reason": reason})
+    def _skip(self, path: "Path | str", reason: str, split: str) -> None:
+        entry = {"path": self._rel(path), "reason": reason}
+        self.skipped.append(entry)
+        self._skipped_by_split.setdefault(split, []).append(entry)
+
+    def skipped_in(self, split: str) -> list[dict]:
+        return list(self._skipped_by_split.get(_split(split), []))
 
     def _rel(self, path: Path) -> str:
         try:
@@ -566,7 +583,7 @@ class ImageFolder(ImageData):
         ok = np.array([r is None for r in reasons], bool)
         bad = [(f, r) for (f, _), r in zip(files, reasons) if r is not None]
         for path, reason in bad:
-            self._skip(path, reason)
+            self._skip(path, reason, split)
         self._files[split] = [f for f, good in zip(files, ok) if good]
         self._decoded.add(split)
         if not keep:
@@ -632,7 +649,7 @@ class ImageFolder(ImageData):
         if len(keep) != len(images) or images.shape[1:] != (*size, 3):
             return None
         for rel, reason in bad.items():
-            self.skipped.append({"path": rel, "reason": reason})
+            self._skip(rel, reason, split)
         self._files[split] = keep
         self._decoded.add(split)
         return images, self._labels(split), [str(f) for f, _ in keep]
@@ -1051,9 +1068,8 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
     dest = parent / f"{stem}-{digest}"
     if dest.is_dir():
         return dest
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
-    try:
+    remove_stale(parent)  # what a killed extraction left
+    with scratch_dir(parent, dest.name) as tmp:
         with _progress_bar(None, f"extracting {archive.name}", progress):
             safe_extract(archive, tmp)
         try:
@@ -1061,9 +1077,6 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
         except OSError:
             if not dest.is_dir():  # another process won the race: use its copy
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +168,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
         cfg = target / "config.json"
         if not cfg.is_file():
             raise MobilenetsError(f"not a run directory (no config.json): {target}")
-        config = json.loads(cfg.read_text())
+        config = artifacts.read_json(cfg)
         model_path = target / "model.keras"
         default_out = target / f"evaluation-{split}"
     else:
@@ -197,9 +197,24 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     if n_out != len(classes):
         raise MobilenetsError(f"the model has {n_out} outputs but the data has {len(classes)} classes")
     images, labels, paths = ds.arrays(split, tuple(model.input_shape[1:3]))
+    skipped = ds.skipped_in(split)
     result = evaluate_arrays(model, images, labels, classes, paths, k=k, tta=tta)
     result["split"] = split
     result["model"] = str(model_path)
-    write_evaluation(result, Path(out_dir) if out_dir else default_out)
-    result["out_dir"] = str(Path(out_dir) if out_dir else default_out)
+    # Named as in a run's data_report.json (the list) and metrics.json (the count).
+    result["skipped"], result["skipped_files"] = skipped, len(skipped)
+    out = Path(out_dir) if out_dir else default_out
+    write_evaluation(result, out)
+    result["out_dir"] = str(out)
+    if skipped:
+        print(f"skipped {skipped_text(skipped)} of the {split!r} split; reasons in "
+              f"{out / 'evaluation.json'}", file=sys.stderr)
     return result
+
+
+def skipped_text(skipped: list[dict], show: int = 3) -> str:
+    """`3 unreadable files (a.jpg, b.jpg, ...)`: how many, and the first few names."""
+    from mobilenets.results import one_line
+
+    names = [one_line(s["path"]) for s in skipped[:show]] + (["..."] if len(skipped) > show else [])
+    return f"{len(skipped)} unreadable file{'s' * (len(skipped) != 1)} ({', '.join(names)})"

@@ -214,7 +214,7 @@ def load_source(target: "str | os.PathLike", input_range=None) -> Source:
             raise MobilenetsError(f"export needs a Keras model (run directory, .keras or .h5), "
                                   f"not a .tflite: {target}")
     folder = model_path.parent
-    config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    config = artifacts.read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     model = load_keras_model(model_path)
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 2:
         raise MobilenetsError(f"expected an image classifier (one image in, one class vector out): "
@@ -263,13 +263,6 @@ def _with_pixel_input(model, input_range: tuple[float, float]):
     except Exception:  # noqa: BLE001 - not a functional graph (a subclassed model): nest it
         outputs = model(x)
     return keras.Model(inputs, outputs, name=model.name)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise MobilenetsError(f"cannot read {path}: {e}") from None
 
 
 # --------------------------------------------------------------- conversion
@@ -850,13 +843,7 @@ def _owner_running(suffix: str) -> bool:
         return False
     if pid == os.getpid():
         return False  # this process starts one export at a time: its own are leftovers
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return artifacts.pid_alive(pid)
 
 
 def _recorded_files(config: Path) -> list[str]:

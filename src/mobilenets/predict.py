@@ -43,6 +43,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
 
 DEFAULT_TOP_K = 5
@@ -331,7 +332,7 @@ class KerasClassifier(Classifier):
         if labels is None and (path.parent / "labels.txt").is_file():
             labels, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
         elif labels is None and (path.parent / "config.json").is_file():
-            classes = json.loads((path.parent / "config.json").read_text()).get("classes")
+            classes = artifacts.read_json(path.parent / "config.json").get("classes")
             labels, source = classes, str(path.parent / "config.json")
         self.labels = align_labels(labels, outputs, source)
         model = self.model
@@ -405,7 +406,8 @@ def list_images(inputs: Iterable["str | os.PathLike"]) -> list[Path]:
 
     A named file is kept whatever its extension (it will be reported if it
     is not an image); inside folders only image extensions are taken. A name
-    that does not exist is kept too, so it is reported per file.
+    that does not exist is kept too, so it is reported per file, and so are
+    broken (dangling or looping) symbolic links inside folders.
 
     Args:
         inputs: files and folders.
@@ -420,13 +422,17 @@ def list_images(inputs: Iterable["str | os.PathLike"]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             out += sorted(f for f in p.rglob("*")
-                          if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+                          if f.suffix.lower() in IMAGE_EXTENSIONS and (f.is_file() or _broken_link(f))
                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
         else:
             out.append(p)
     if not out:
         raise MobilenetsError(f"no images in {', '.join(map(str, inputs))}")
     return out
+
+
+def _broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def top_k(probs: np.ndarray, labels: list[str], k: int = DEFAULT_TOP_K) -> list[dict]:
@@ -550,10 +556,13 @@ def format_result(result: dict) -> str:
     Args:
         result: a record from `predict_files`.
     """
+    from mobilenets.results import one_line
+
+    path = one_line(result["path"])  # a newline in a file name would break the line
     if "error" in result:
-        return f"{result['path']}: error: {result['error']}"
+        return f"{path}: error: {one_line(result['error'])}"
     best = ", ".join(f"{r['label']} {r['score']:.3f}" for r in result["top_k"])
-    return f"{result['path']}: {best}"
+    return f"{path}: {best}"
 
 
 def write_predictions(results: Iterable[dict], json_lines: bool = False, file=None) -> dict:

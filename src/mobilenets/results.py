@@ -34,6 +34,13 @@ def human(value, key: str = "") -> str:
     return str(value)
 
 
+def one_line(text: str) -> str:
+    """`text` with newlines and other control characters escaped (`\\n`), so a file name stays on its line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def render(rows: list[dict], fmt: str = "table", columns: list[str] | None = None,
            headers: dict[str, str] | None = None) -> str:
     """Render rows as text in one of `FORMATS`.

@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import zipfile
@@ -209,7 +210,7 @@ def load_run_config(run: Path) -> TrainConfig:
     path = Path(run) / "config.json"
     if not path.is_file():
         raise MobilenetsError(f"not a run directory (no config.json): {run}")
-    return TrainConfig.from_dict(json.loads(path.read_text()))
+    return TrainConfig.from_dict(artifacts.read_json(path))
 
 
 def _resume_data(run: Path, given: TrainConfig) -> str:
@@ -217,7 +218,7 @@ def _resume_data(run: Path, given: TrainConfig) -> str:
     from mobilenets.data import run_data
 
     command = "retrain" if given.mode == "retrain" else "train"
-    saved = json.loads((Path(run) / "config.json").read_text())
+    saved = artifacts.read_json(Path(run) / "config.json")
     try:
         return run_data(saved, f"give it as DATA: mobilenets {command} --resume {run} DATA") or given.data
     except MobilenetsError:
@@ -952,15 +953,23 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
     steps = int(train.cardinality()) if int(train.cardinality()) > 0 else 1
     initial = 0
     ckpt = run / "checkpoints" / f"{phase}.keras"
+    complete = False
     with _scope(strategy):
         if state.get("phase") == phase and ckpt.is_file():
             initial = int(state["epoch"])
             model = load_checkpoint(ckpt)  # weights and optimizer state
-            print(f"resuming {phase} at epoch {initial + 1}/{epochs}", file=sys.stderr)
+            # Killed after the phase's last epoch (or its time budget's), before the run moved on.
+            planned = int(state.get("planned_epochs", {}).get(phase, epochs))
+            complete = initial >= min(epochs, planned) or bool(state.get("stopped_by_time_budget"))
+            if complete:
+                print(f"resuming: {phase} is already complete (after epoch {initial}); "
+                      f"not training it again", file=sys.stderr)
+            else:
+                print(f"resuming {phase} at epoch {initial + 1}/{epochs}", file=sys.stderr)
         else:
             _compile(model, config, steps, epochs, lr)
     training_kernels(model)
-    if initial < epochs:
+    if not complete:
         labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
         callbacks = _epoch_callbacks(run, phase, state, config, started)
         low = _low_res(config, size) if phase == "train" else None
@@ -1258,6 +1267,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     if resume:
         run = Path(resume)
         given, config = config, load_run_config(run)
+        for folder in (run, run / "checkpoints"):
+            artifacts.remove_stale(folder)  # temporary files of a killed process
         ignored = ignored_on_resume(given, config)
         if data is None:
             config.data = _resume_data(run, given)
@@ -1277,6 +1288,7 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         if not random_backbone:
             refuse_random_backbone(config)
         _low_res(config, (config.spec.height, config.spec.width))  # a bad setting fails before any work
+        made_runs_dir = not Path(runs_dir).exists()
         run = new_run_dir(runs_dir, name, config)
         state = {"done": [], "history": []}
         from mobilenets.data import resolved_data
@@ -1290,8 +1302,20 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
               f"{threads[0]} thread each", file=sys.stderr)
     keras.utils.set_random_seed(config.seed)
     cache_dir = Path(cache_dir) if cache_dir and config.cache_features else None
+    if cache_dir:
+        for folder in (cache_dir / "features", _image_cache(cache_dir)):
+            artifacts.remove_stale(folder)
     try:
         return _train_run(run, config, state, cache_dir, data, started)
+    except MobilenetsError:
+        if not resume and not (run / "checkpoints" / "state.json").exists():
+            # Refused before its first epoch (bad data, a split that decodes to
+            # nothing): the folder holds only settings, and would block its name.
+            shutil.rmtree(run, ignore_errors=True)
+            if made_runs_dir:
+                with contextlib.suppress(OSError):  # only if still empty: another run may be in it
+                    os.rmdir(runs_dir)
+        raise
     except KeyboardInterrupt:
         command = "retrain" if config.mode == "retrain" else "train"
         print(f"\ninterrupted: every finished epoch is saved; continue with "
