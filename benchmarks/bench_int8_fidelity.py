@@ -22,7 +22,7 @@ train, 639 images; FER: 1000 of test + validation), the file size and
 one-thread latency (median of export's timed images), and how long export
 took. `keras_noise` is the Keras model's agreement with itself under +-2 of
 uniform pixel noise on the same images (export's `keras_stability`): how
-fragile the model's own answers are, the floor to read int8 against. Both
+fragile the model's own answers are, the yardstick to read int8 against. Both
 files are integer-only (uint8 in, uint8 out, every op int8).
 
 Targets (issue 15): agreement >= 0.98 and accuracy within 1 point of Keras.

@@ -721,8 +721,8 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 result.rows = report.rows
                 result.stability = st = report.stability
                 result.notes.append(f"Keras keeps its own top-1 on {_figure(st, 'agreement')} of "
-                                    f"these images under +-{st['pixels']} of pixel noise (a quantized "
-                                    f"file's agreement is read against this)")
+                                    f"these images under +-{st['pixels']} of pixel noise (how firm its "
+                                    f"answers are: read a file's agreement against it)")
                 result.failed = parity_failures(report.rows, min_agreement, max_drop,
                                                 report.stability)
                 artifacts.write_json(out / "export_report.json", {
@@ -1056,10 +1056,12 @@ def keras_stability(model, images: np.ndarray, keras_top1: np.ndarray,
 
     Seeded uniform integer noise in [-pixels, pixels] (clipped to 0..255),
     invisible to a person and smaller than what JPEG re-encoding or a
-    camera's next frame does. A model whose answers flip here has answers
-    that no quantized file can be expected to keep: int8 rounds every
-    activation, which moves the features by more than this noise does. The
-    figure is the floor to read a file's agreement against.
+    camera's next frame does. The answers that flip here are the images
+    whose two best classes are close, the same ones int8 rounding flips: the
+    figure tells a fragile model (low here too) from a bad conversion (high
+    here, low agreement). Measured: v1-0.25-224 on pokemon-types keeps 0.975
+    here and its int8 file agrees on 0.962; v2-0.35-224 keeps 0.958 and its
+    int8 file agrees on 0.983.
 
     Returns:
         `{"pixels", "agreement", "agreement_low", "agreement_high", "images"}`.
