@@ -175,6 +175,26 @@ def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_
     assert calls == [] and all(r["reused"] for r in rows)
 
 
+def test_round_n_gives_every_file_its_nth_sample_and_the_settings_stay_fixed(tmp_path, monkeypatch,
+                                                                            fake_tools):
+    """The rounds are compare's own loop: no step sees settings that change under it."""
+    from dataclasses import FrozenInstanceError
+
+    from mobilenets.compare.records import Context
+
+    calls = []
+    monkeypatch.setattr("mobilenets.benchmark.benchmark", lambda models, threads, runs, warmup: (
+        calls.append(_file_of(models[0])) or {"rows": [{"latency_ms_p50": 1.0}]}))
+    rows = compare(["v1-0.25-128", "v1-0.50-128"], out_dir=tmp_path, repeats=3, report=False,
+                   progress=False).rows
+    one_round = ["v1-0.25-128/float32.tflite", "v1-0.25-128/int8.tflite",
+                 "v1-0.50-128/float32.tflite", "v1-0.50-128/int8.tflite"]
+    assert calls == one_round * 3 and [r["latency_samples"] for r in rows] == [3, 3]
+    ctx = Context(out=tmp_path, threads=(1,), runs=1, warmup=0, cpu="cpu", repeats=3)
+    with pytest.raises(FrozenInstanceError):
+        ctx.repeats = 1
+
+
 def test_ctrl_c_keeps_finished_candidates_and_the_next_run_continues(tmp_path, monkeypatch, capsys,
                                                                      fake_tools):
     calls = []

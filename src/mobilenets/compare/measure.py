@@ -22,8 +22,16 @@ from mobilenets.errors import MobilenetsError
 from mobilenets.specs import ModelSpec
 
 
-def candidate(spec: ModelSpec, ctx: Context, bar) -> dict:
-    """Do what is missing for one candidate, saving the record after every step."""
+def candidate(spec: ModelSpec, ctx: Context, bar, samples: int = 1) -> dict:
+    """Do what is missing for one candidate, saving the record after every step.
+
+    Args:
+        spec: the candidate.
+        ctx: the comparison's settings.
+        bar: the progress bar (`describe`, `advance`).
+        samples: latency samples every file should have after this pass
+            (round n of `ctx.repeats` asks for n).
+    """
     record = load_record(ctx.out, spec)
     path = record_path(ctx.out, spec)
     did = []
@@ -43,7 +51,7 @@ def candidate(spec: ModelSpec, ctx: Context, bar) -> dict:
         ensure_profile(spec, ctx, record, source, step, save)
         for t in ctx.threads:
             for fmt in FORMATS:
-                ensure_latency(ctx, record, source, fmt, t, step, save)
+                ensure_latency(ctx, record, source, fmt, t, samples, step, save)
     except MobilenetsError as e:
         error = str(e)
         print(f"{spec.name}: {error}", file=sys.stderr)
@@ -110,14 +118,14 @@ def ensure_profile(spec, ctx: Context, record: dict, source: str, step, save) ->
 
 
 def ensure_latency(ctx: Context, record: dict, source: str, fmt: str, threads: int,
-                    step, save) -> None:
-    """Time a file until it has `ctx.repeats` samples (fresh processes); keep the lowest p50."""
+                   samples: int, step, save) -> None:
+    """Time a file until it has `samples` samples (fresh processes); keep the lowest p50."""
     key = latency_id(ctx, source, fmt, threads)
     entry = record["latency"].get(key)
     if not entry or "samples" not in entry or entry.get("cpu") != ctx.cpu \
             or entry.get("litert") != ctx.tools.get("litert"):
         entry = {"cpu": ctx.cpu, "litert": ctx.tools.get("litert"), "samples": []}
-    if len(entry["samples"]) >= ctx.want:
+    if len(entry["samples"]) >= samples:
         return
     from mobilenets.benchmark import benchmark
 

@@ -22,9 +22,13 @@ FILE_NAMES = {"float": "float32.tflite", "int8": "int8.tflite"}
 EXPORT_NAMES = {"float": "model_float32.tflite", "int8": "model_int8.tflite"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What every step of one comparison needs: where it writes, how it measures and retrains."""
+    """What every step of one comparison needs: where it writes, how it measures and retrains.
+
+    Fixed once the comparison starts; what changes from round to round (the
+    latency samples wanted) is an argument of the step, not a field here.
+    """
 
     out: Path
     threads: tuple
@@ -39,7 +43,6 @@ class Context:
     dataset: object = None
     train_key: str | None = None
     repeats: int = 1
-    want: int = 1  # latency samples wanted by the current round
 
     def budget_threads(self, budget_threads):
         return budget_threads or max(self.threads)

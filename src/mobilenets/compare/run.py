@@ -123,22 +123,18 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
     for folder in (out, out / "rows", out / "plots"):
         artifacts.remove_stale(folder)  # temporary files of a killed compare
     ctx = Context(out=out, threads=threads, runs=runs, warmup=warmup, cpu=cpu_model(),
-                   tools=tool_versions(), data=data, epochs=epochs, weights=str(weights),
-                   cache_dir=cache_dir)
-    if data is not None:
-        ctx.dataset = dataset
-        ctx.train_key = train_key(data, epochs, weights)
-
-    ctx.repeats = repeats
+                  tools=tool_versions(), data=data, epochs=epochs, weights=str(weights),
+                  cache_dir=cache_dir, dataset=dataset, repeats=repeats,
+                  train_key=train_key(data, epochs, weights) if data is not None else None)
     done, measured = 0, set()
     try:
         with _progress_bar(len(specs) * repeats, progress) as bar:
             # Repeats go round the whole list, so a busy spell on a shared
             # machine hits one sample of many files, not every sample of one.
-            for ctx.want in range(1, repeats + 1):
+            for samples in range(1, repeats + 1):
                 rows = []
                 for spec in specs:
-                    rows.append(candidate(spec, ctx, bar))
+                    rows.append(candidate(spec, ctx, bar, samples))
                     if not rows[-1]["reused"]:
                         measured.add(spec.name)
                     done += 1
