@@ -69,7 +69,15 @@ def thumbnail_uri(image, size: int = 96) -> str | None:
 
 
 def model_sections(rows: list[dict], out: Path, dataset=None, gallery_size: int = 24) -> list[dict]:
-    """Per retrained model: accuracy, confusion matrix PNG and misclassified thumbnails."""
+    """Per retrained model: accuracy, confusion matrix PNG and misclassified thumbnails.
+
+    Args:
+        rows: flat compare rows; those with a `run` (retrained) get a section.
+        out: the compare output folder the runs are under.
+        dataset: the opened dataset, to show a built-in dataset's images
+            (their paths such as `digits/test/00012` are not files).
+        gallery_size: misclassified images shown per model, most confident first.
+    """
     sections, arrays = [], {}
     for r in rows:
         if not r.get("run"):
