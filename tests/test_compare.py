@@ -9,7 +9,6 @@ from ai_edge_litert.interpreter import Interpreter
 
 from _chromium import looks_drawn, render
 from _tiny import make_folder
-from mobilenets import compare as compare_mod
 from mobilenets.cli import main
 from mobilenets.compare import candidates, choose, compare, parse_grid, pareto_front
 from mobilenets.errors import MobilenetsError
@@ -115,10 +114,33 @@ def test_choose_uses_the_largest_thread_count_unless_told():
 # ------------------------------------------------------------------ rows without retraining
 
 
-def test_missing_imagenet_weights_is_said_in_the_row_and_the_rest_goes_on(tmp_path, monkeypatch):
+@pytest.fixture
+def fake_tools(monkeypatch):
+    """Fast stand-ins for the converter and the profiler: compare's own logic runs for real."""
+    import importlib
+    from types import SimpleNamespace
+
+    def spec_tflite(spec, workdir, quantize="none", **kwargs):
+        path = workdir / f"{spec.name}-{quantize}.tflite"
+        path.write_bytes(b"tflite" * (4 if quantize == "none" else 1))
+        return path
+
+    monkeypatch.setattr("mobilenets.benchmark.spec_tflite", spec_tflite)
+    profiler = importlib.import_module("mobilenets.profile")  # the package's `profile` is a function
+    monkeypatch.setattr(profiler, "profile", lambda target, classes=1000: SimpleNamespace(
+        params=1000, macs=2_000_000, weight_bytes=4000, peak_activation_bytes=100))
+
+
+def _file_of(model: str) -> str:
+    """`.../models/v1-0.25-128/int8.tflite` -> `v1-0.25-128/int8.tflite`"""
+    return "/".join(model.replace("\\", "/").split("/")[-2:])
+
+
+def test_missing_imagenet_weights_is_said_in_the_row_and_the_rest_goes_on(tmp_path, monkeypatch,
+                                                                          fake_tools):
     """No silent fallback to random weights: the row says why it has no accuracy."""
-    for step in ("_ensure_files", "_ensure_profile", "_ensure_latency"):
-        monkeypatch.setattr(compare_mod, step, lambda *a, **k: None)
+    monkeypatch.setattr("mobilenets.benchmark.benchmark",
+                        lambda models, threads, runs, warmup: {"rows": [{"latency_ms_p50": 2.0}]})
     data = make_folder(tmp_path / "colours", per_class=4)
     r = compare(["v3-small-0.75-224-min"], out_dir=tmp_path / "out", data=str(data), report=False,
                 progress=False)
@@ -127,27 +149,23 @@ def test_missing_imagenet_weights_is_said_in_the_row_and_the_rest_goes_on(tmp_pa
     assert "no official ImageNet weights exist for v3-small-0.75-224-min" in row["note"]
     assert "--weights none" in row["note"]
     assert not (tmp_path / "out" / "runs").exists()
+    assert row["int8_ms_t1"] == 2.0 and row["macs_m"] == 2.0  # the rest went on
 
 
-def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_path, monkeypatch):
+def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_path, monkeypatch,
+                                                                            fake_tools):
     calls = []
 
-    def fake_files(spec, ctx, record, source, step, save):
-        record["files"]["random"] = {f: {"path": f"{spec.name}-{f}.tflite", "bytes": 1}
-                                     for f in ("float", "int8")}
-
     def fake_benchmark(models, threads, runs, warmup):
-        calls.append(models[0].rsplit("/", 1)[-1])
+        calls.append(_file_of(models[0]))
         nth = calls.count(calls[-1])
         return {"rows": [{"latency_ms_p50": {1: 5.0, 2: 3.0, 3: 4.0}.get(nth, 9.0)}]}
 
-    monkeypatch.setattr(compare_mod, "_ensure_files", fake_files)
-    monkeypatch.setattr(compare_mod, "_ensure_profile", lambda *a: None)
     monkeypatch.setattr("mobilenets.benchmark.benchmark", fake_benchmark)
     specs = ["v1-0.25-128", "v1-0.50-128"]
     rows = compare(specs, out_dir=tmp_path, repeats=3, report=False, progress=False).rows
-    assert calls[:4] == ["v1-0.25-128-float.tflite", "v1-0.25-128-int8.tflite",
-                         "v1-0.50-128-float.tflite", "v1-0.50-128-int8.tflite"]  # every file once first
+    assert calls[:4] == ["v1-0.25-128/float32.tflite", "v1-0.25-128/int8.tflite",
+                         "v1-0.50-128/float32.tflite", "v1-0.50-128/int8.tflite"]  # every file once first
     assert len(calls) == 12 and [r["int8_ms_t1"] for r in rows] == [3.0, 3.0]
     calls.clear()
     rows = compare(specs, out_dir=tmp_path, repeats=4, report=False, progress=False).rows
@@ -157,12 +175,29 @@ def test_repeats_go_round_the_list_keep_the_lowest_p50_and_only_add_missing(tmp_
     assert calls == [] and all(r["reused"] for r in rows)
 
 
-def test_ctrl_c_keeps_finished_candidates_and_the_next_run_continues(tmp_path, monkeypatch, capsys):
-    calls = []
+def test_round_n_gives_every_file_its_nth_sample_and_the_settings_stay_fixed(tmp_path, monkeypatch,
+                                                                            fake_tools):
+    """The rounds are compare's own loop: no step sees settings that change under it."""
+    from dataclasses import FrozenInstanceError
 
-    def fake_files(spec, ctx, record, source, step, save):
-        record["files"]["random"] = {f: {"path": f"{spec.name}-{f}.tflite", "bytes": 1}
-                                     for f in ("float", "int8")}
+    from mobilenets.compare.records import Context
+
+    calls = []
+    monkeypatch.setattr("mobilenets.benchmark.benchmark", lambda models, threads, runs, warmup: (
+        calls.append(_file_of(models[0])) or {"rows": [{"latency_ms_p50": 1.0}]}))
+    rows = compare(["v1-0.25-128", "v1-0.50-128"], out_dir=tmp_path, repeats=3, report=False,
+                   progress=False).rows
+    one_round = ["v1-0.25-128/float32.tflite", "v1-0.25-128/int8.tflite",
+                 "v1-0.50-128/float32.tflite", "v1-0.50-128/int8.tflite"]
+    assert calls == one_round * 3 and [r["latency_samples"] for r in rows] == [3, 3]
+    ctx = Context(out=tmp_path, threads=(1,), runs=1, warmup=0, cpu="cpu", repeats=3)
+    with pytest.raises(FrozenInstanceError):
+        ctx.repeats = 1
+
+
+def test_ctrl_c_keeps_finished_candidates_and_the_next_run_continues(tmp_path, monkeypatch, capsys,
+                                                                     fake_tools):
+    calls = []
 
     def fake_benchmark(models, threads, runs, warmup):
         calls.append(models[0])
@@ -170,8 +205,6 @@ def test_ctrl_c_keeps_finished_candidates_and_the_next_run_continues(tmp_path, m
             raise KeyboardInterrupt
         return {"rows": [{"latency_ms_p50": 1.0}]}
 
-    monkeypatch.setattr(compare_mod, "_ensure_files", fake_files)
-    monkeypatch.setattr(compare_mod, "_ensure_profile", lambda *a: None)
     monkeypatch.setattr("mobilenets.benchmark.benchmark", fake_benchmark)
     specs = ["v1-0.25-128", "v1-0.50-128"]
     with pytest.raises(KeyboardInterrupt):

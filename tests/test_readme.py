@@ -37,15 +37,67 @@ def test_readme_v1_table_is_what_the_tool_prints(capsys):
     assert capsys.readouterr().out == block.group(1)
 
 
+def _modules(src: Path) -> dict[str, str]:
+    """Every module's source by its name in the map: `compare.plots` for a package's module,
+    `compare` for its `__init__.py`; private files (`_x.py`, `__main__.py`) are left out."""
+    out = {}
+    for p in sorted(src.rglob("*.py")):
+        parts = list(p.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts and not any(x.startswith("_") for x in parts):
+            out[".".join(parts)] = p.read_text()
+    return out
+
+
 def test_architecture_map_is_true_to_the_imports():
-    """Each module imports only what the README's map says it may."""
+    """Each module imports only what the README's map says it may, and the map names no ghosts."""
     src = Path(__file__).resolve().parents[1] / "src" / "mobilenets"
-    table = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", README, re.M)
-    allowed = {m: set(re.findall(r"[a-z_]+", cell)) for m, cell in table}
-    modules = {p.stem for p in src.glob("*.py") if not p.stem.startswith("_")}
-    assert modules <= set(allowed), f"missing from the map: {modules - set(allowed)}"
-    for m in modules - {"cli"}:
-        text = (src / f"{m}.py").read_text()
-        imported = set(re.findall(r"from mobilenets\.(\w+) import", text))
+    table = re.findall(r"^\| `([\w.]+)` \| [^|]+ \| ([^|]+) \|$", README, re.M)
+    allowed = {m: set(re.findall(r"[a-z_]+(?:\.[a-z_]+)*", cell)) for m, cell in table}
+    modules = _modules(src)
+    assert set(modules) <= set(allowed), f"missing from the map: {set(modules) - set(allowed)}"
+    assert set(allowed) <= set(modules), f"the map names no such module: {set(allowed) - set(modules)}"
+    for m, text in modules.items():
+        if m == "cli":
+            continue
+        imported = set(re.findall(r"from mobilenets\.([\w.]+) import", text))
         imported |= set(re.findall(r"from mobilenets import (\w+)", text))
         assert imported - {m} <= allowed[m], f"{m} imports {imported - allowed[m] - {m}}"
+
+
+def _circles(modules: dict[str, str]) -> list[set[str]]:
+    """Groups of modules that import each other, directly or round a loop (Tarjan's SCCs)."""
+    graph = {m: {i for i in re.findall(r"from mobilenets\.([\w.]+) import", text)
+                 + re.findall(r"from mobilenets import (\w+)", text) if i in modules and i != m}
+             for m, text in modules.items()}
+    index, low, stack, on, groups = {}, {}, [], set(), []
+
+    def visit(m):
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        on.add(m)
+        for n in graph[m]:
+            if n not in index:
+                visit(n)
+                low[m] = min(low[m], low[n])
+            elif n in on:
+                low[m] = min(low[m], index[n])
+        if low[m] == index[m]:
+            group = set()
+            while not group or m not in group:
+                group.add(stack.pop())
+            on.difference_update(group)
+            if len(group) > 1:
+                groups.append(group)
+
+    for m in graph:
+        if m not in index:
+            visit(m)
+    return groups
+
+
+def test_compare_and_report_are_in_no_import_circle():
+    modules = _modules(Path(__file__).resolve().parents[1] / "src" / "mobilenets")
+    mine = [g for g in _circles(modules) if any(m.split(".")[0] in ("compare", "report") for m in g)]
+    assert not mine, f"modules that import each other: {mine}"
