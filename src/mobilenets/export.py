@@ -57,11 +57,13 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import quiet_native_stderr
 from mobilenets.errors import MobilenetsError
-# The file contract lives in mobilenets.tflite (float_ops in profile); these names stay
-# importable from here.
+# The file contract lives in mobilenets.tflite (float_ops in profile), native stderr in
+# mobilenets.env; these names stay importable from here.
 from mobilenets.profile import float_ops
-from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, ClassifierInfo, embed_metadata, read_metadata,
+from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, MOBILENET_RANGE, PIXEL_RANGE, ClassifierInfo,
+                               embed_metadata, graph_interpreter, parse_range, read_metadata,
                                write_metadata)
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
@@ -76,10 +78,6 @@ DEFAULT_INT8_IO = "uint8"
 FORMATS = ("tflite", "saved_model", "onnx")
 TFLITE_NAMES = {"none": "model_float32.tflite", "float16": "model_float16.tflite",
                 "dynamic": "model_dynamic.tflite", "int8": "model_int8.tflite"}
-# The range of pixel values our exported models take.
-PIXEL_RANGE = (0.0, 255.0)
-# MobileNet's own input range: what a model without our `preprocess` layer expects.
-MOBILENET_RANGE = (-1.0, 1.0)
 DEFAULT_CALIBRATION_SIZE = 200
 DEFAULT_PARITY_IMAGES = 1000
 # Held-out images first; then training images, which the model has seen but
@@ -142,24 +140,6 @@ def parse_formats(text: "str | list[str] | tuple[str, ...] | None") -> tuple[str
         if fmt not in out:
             out.append(fmt)
     return tuple(out)
-
-
-def parse_range(text: "str | tuple | None") -> tuple[float, float] | None:
-    """An input range such as `"-1,1"`, `"0,1"` or `"0,255"`.
-
-    Args:
-        text: two comma-separated numbers, a pair, or None.
-    """
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
-    except (TypeError, ValueError):
-        raise MobilenetsError(f"--input-range must be LOW,HIGH such as -1,1 or 0,255. "
-                              f"Received {text!r}") from None
-    if not hi > lo:
-        raise MobilenetsError(f"--input-range needs LOW < HIGH. Received {text!r}")
-    return (lo, hi)
 
 
 # --------------------------------------------------------------- sources
@@ -266,24 +246,6 @@ def _with_pixel_input(model, input_range: tuple[float, float]):
 
 
 # --------------------------------------------------------------- conversion
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide C++ log lines (converter, LiteRT) that bypass Python's sys.stderr."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real fd 2 (embedded interpreters)
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _xnnpack_hard_swish(x):
@@ -887,10 +849,7 @@ def _classifier_info(source: Source, spec, mode: str, io: str) -> ClassifierInfo
 
 
 def _input_quantization(tflite: bytes) -> dict:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=tflite,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = graph_interpreter(tflite)
     d = interp.get_input_details()[0]
     o = interp.get_output_details()[0]
     return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],

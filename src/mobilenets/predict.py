@@ -45,6 +45,10 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
+# The file contract (ranges, opening a .tflite) is mobilenets.tflite's;
+# `open_interpreter` stays importable from here.
+from mobilenets.tflite import (CONFIG_KEY, MOBILENET_RANGE, PIXEL_RANGE, labels_in, open_interpreter,
+                               parse_range, read_metadata, standard_metadata)
 
 DEFAULT_TOP_K = 5
 INPUT_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
@@ -171,9 +175,6 @@ class TFLiteClassifier(Classifier):
                 the model's metadata and the defaults.
             threads: interpreter threads (default: LiteRT's).
         """
-        from mobilenets.export import MOBILENET_RANGE
-        from mobilenets.tflite import CONFIG_KEY, labels_in, read_metadata, standard_metadata
-
         path = Path(path)
         self.name = str(path)
         self.interpreter = open_interpreter(path, threads)
@@ -259,36 +260,6 @@ def _normalized_range(meta: dict | None) -> tuple[float, float] | None:
     return ((0.0 - mean[0]) / std[0], (255.0 - mean[0]) / std[0])
 
 
-def open_interpreter(path: "str | os.PathLike", threads: int | None = None):
-    """A LiteRT interpreter with tensors allocated, or one clear line.
-
-    Args:
-        path: the .tflite file.
-        threads: `num_threads` (None: LiteRT's default).
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    from mobilenets.export import quiet_native_stderr
-
-    path = Path(path)
-    if not path.is_file():
-        raise MobilenetsError(f"no such model file: {path}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[4:8] != b"TFL3":
-        raise MobilenetsError(f"not a TFLite model (no TFL3 identifier): {path}")
-    if threads is not None and threads < 1:
-        raise MobilenetsError(f"--threads must be >= 1. Received {threads}")
-    try:
-        with quiet_native_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
-            interp = Interpreter(model_path=str(path), num_threads=threads)
-            interp.allocate_tensors()
-    except Exception as e:  # noqa: BLE001 - truncated or corrupt flatbuffers
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MobilenetsError(f"cannot load TFLite model {path}: {first[:200]}") from None
-    return interp
-
-
 class KerasClassifier(Classifier):
     """A Keras model (run directory, .keras or full-model .h5)."""
 
@@ -306,7 +277,6 @@ class KerasClassifier(Classifier):
                 MobileNet's [-1, 1]).
             threads: TensorFlow intra-op threads (when TF is not started yet).
         """
-        from mobilenets.export import MOBILENET_RANGE, PIXEL_RANGE
         from mobilenets.models import PREPROCESS_LAYER
         from mobilenets.profile import load_keras_model
 
@@ -377,8 +347,6 @@ def load_classifier(model: "str | os.PathLike", labels=None, input_range=None,
             the float range pixels are mapped to.
         threads: inference threads.
     """
-    from mobilenets.export import parse_range
-
     path = Path(model)
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
