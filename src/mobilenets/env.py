@@ -5,9 +5,9 @@
         bar.advance(len(batch))
     raise MobilenetsError(f"cannot read {path}: {first_line(e)}")
 
-Each helper here used to exist two to five times under different names; the
-modules above import these instead. Nothing here imports another mobilenets
-module, so any module may import it.
+One home for each of these small helpers, so that no module grows its own
+copy under another name. Nothing here imports another mobilenets module, so
+any module may import it.
 """
 
 from __future__ import annotations
