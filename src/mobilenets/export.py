@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
-from mobilenets.env import quiet_native_stderr
+from mobilenets.env import first_line, quiet_native_stderr
 from mobilenets.errors import MobilenetsError
 # The file contract lives in mobilenets.tflite (float_ops in profile), native stderr in
 # mobilenets.env; these names stay importable from here.
@@ -248,6 +248,14 @@ def _with_pixel_input(model, input_range: tuple[float, float]):
 # --------------------------------------------------------------- conversion
 
 
+def _conversion_error(e: BaseException) -> str:
+    """The line of a conversion failure worth quoting (converter, tf2onnx, int8 reconstruction).
+
+    The converter puts its `error:` line after a location prefix: that line when there is one.
+    """
+    return first_line(e, prefer="error:", limit=300)
+
+
 def _xnnpack_hard_swish(x):
     """hard_swish(x) = x * relu6(x + 3) / 6, written so that the converter
     does not fuse it back into HARD_SWISH (int8 HARD_SWISH is not delegated)."""
@@ -351,7 +359,7 @@ def convert(saved_model: "str | os.PathLike", quantize: str = "none", io: str = 
         with quiet_native_stderr():
             model = converter.convert()
     except Exception as e:  # noqa: BLE001 - ConverterError and friends: the user's model
-        raise MobilenetsError(f"TFLite conversion ({quantize}) failed: {_first_line(e)}") from None
+        raise MobilenetsError(f"TFLite conversion ({quantize}) failed: {_conversion_error(e)}") from None
     if quantize == "int8":
         left = float_ops(model)
         if left:
@@ -374,13 +382,6 @@ def _pinned(images: np.ndarray) -> np.ndarray:
     images[0, 0, 0, :] = 0
     images[0, 0, -1, :] = 255
     return images
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    # Converter errors put the useful line after a location prefix.
-    useful = [ln for ln in lines if "error:" in ln] or lines
-    return (useful[0] if useful else type(e).__name__)[:300]
 
 
 # --------------------------------------------------------------- calibration
@@ -621,7 +622,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                             extra["reconstructed_layers"] = layers
                         except Exception as e:  # noqa: BLE001 - a graph it does not know: plain int8, said
                             extra["int8_method"] = "plain"
-                            result.notes.append(f"int8 reconstruction skipped ({_first_line(e)}): "
+                            result.notes.append(f"int8 reconstruction skipped ({_conversion_error(e)}): "
                                                 f"model_int8.tflite is the converter's plain int8")
                     if model is source.model and float_saved is not None:
                         saved = float_saved
@@ -910,7 +911,7 @@ def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict)
                 warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx numpy-2 patch
                 model.export(str(tmp), format="onnx", verbose=False)
         except Exception as e:  # noqa: BLE001 - tf2onnx failures are about this model
-            raise MobilenetsError(f"ONNX export failed: {_first_line(e)}") from None
+            raise MobilenetsError(f"ONNX export failed: {_conversion_error(e)}") from None
         proto = onnx.load(str(tmp))
         for key, value in ((LABELS_KEY, "\n".join(labels) + "\n"),
                            (CONFIG_KEY, json.dumps(dict(meta, quantize="none", io="float32")))):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
 from mobilenets.tflite import (CONFIG_KEY, as_bytes, graph_interpreter, labels_in, open_interpreter,
                                read_metadata, split_zip, standard_metadata)
@@ -125,8 +126,7 @@ def load_keras_model(path: Path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - any failure to read is the user's file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MobilenetsError(f"cannot read Keras model {path}: {first[:200]}") from None
+        raise MobilenetsError(f"cannot read Keras model {path}: {first_line(e, limit=200)}") from None
 
 
 def _head(path: Path, n: int) -> bytes:
