@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
-from mobilenets.env import first_line, quiet_native_stderr
+from mobilenets.env import first_line, package_version, package_versions, quiet_native_stderr
 from mobilenets.errors import MobilenetsError
 # The file contract lives in mobilenets.tflite (float_ops in profile), native stderr in
 # mobilenets.env; these names stay importable from here.
@@ -90,6 +90,8 @@ DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_MAX_DROP = 0.01
 # Pixel noise (+-levels) under which Keras's own answers are measured (`keras_stability`).
 NOISE_PIXELS = 2
+# Whose versions an export's config.json records: they decide what a conversion writes.
+VERSIONED_PACKAGES = ("mobilenets", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert")
 # The files of an export folder; a folder holding anything else is not replaced.
 EXPORT_NAMES = frozenset({*TFLITE_NAMES.values(), "saved_model", "model.onnx", "labels.txt",
                           "config.json", "export_report.json"})
@@ -671,7 +673,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                              "used": calib.note, "images": len(calib.files), "files": calib.files}
                             if calib else None),
             "files": files_info,
-            "versions": _versions(),
+            "versions": package_versions(*VERSIONED_PACKAGES),
         }
         artifacts.write_json(out / "config.json", export_config)
 
@@ -833,7 +835,7 @@ def _check_replaceable(dest: Path) -> None:
 
 def _classifier_info(source: Source, spec, mode: str, io: str) -> ClassifierInfo:
     """What the standard metadata of one exported file says (it takes raw 0-255 pixels)."""
-    ours = _versions().get("mobilenets", "dev")
+    ours = package_version("mobilenets") or "dev"
     kind = {"none": "float32", "float16": "float16 weights", "dynamic": "int8 weights",
             "int8": f"int8, {io} input and output"}[mode]
     shown = ", ".join(source.labels[:5]) + (", ..." if len(source.labels) > 5 else "")
@@ -869,18 +871,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("mobilenets", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict) -> Path:
