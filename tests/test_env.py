@@ -60,3 +60,11 @@ def test_progress_bar_by_default_skips_small_jobs_and_non_terminals(capsys):
     with progress_bar("work", total=3) as bar:  # pytest's stderr is not a terminal
         bar.advance(3)
     assert capsys.readouterr().err == ""
+
+
+def test_a_drawn_progress_bar_shows_its_text_and_count_on_stderr(capsys):
+    with progress_bar("work", total=3, enabled=True, transient=False) as bar:
+        bar.advance(2)
+        bar.update(description="work done", completed=3)
+    out, err = capsys.readouterr()
+    assert out == "" and "work done" in err and "3/3" in err

@@ -24,14 +24,12 @@ as TF ops (`mobilenets.augment`), batching and prefetching.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import errno
 import hashlib
 import json
 import os
 import pickle
 import re
-import sys
 import tarfile
 from pathlib import Path
 
@@ -39,7 +37,7 @@ import numpy as np
 
 from mobilenets.artifacts import atomic_path, remove_stale, scratch_dir, write_json
 from mobilenets.augment import Augment, augment_fn
-from mobilenets.env import first_line
+from mobilenets.env import first_line, progress_bar
 from mobilenets.errors import MobilenetsError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -63,6 +61,8 @@ CACHE_VERSION = 1
 _NOHASH_RE = re.compile(r"_nohash_.*$")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 _DECODE_CHUNK = 64
+# Jobs of fewer items than this end before a progress bar is worth drawing.
+_BAR_MIN_ITEMS = 500
 # tarfile's filter errors (Python >= 3.10.12); older Pythons get our own checks.
 _FilterError = getattr(tarfile, "FilterError", tarfile.TarError)
 
@@ -603,16 +603,16 @@ class ImageFolder(ImageData):
             return []
         chunks = [items[i:i + _DECODE_CHUNK] for i in range(0, len(items), _DECODE_CHUNK)]
         out = []
-        with _progress_bar(len(items), description, self.progress) as advance:
+        with progress_bar(description, len(items), self.progress, min_total=_BAR_MIN_ITEMS) as bar:
             if self.workers == 1 or len(chunks) == 1:
                 for chunk in chunks:
                     out.extend(fn(x) for x in chunk)
-                    advance(len(chunk))
+                    bar.advance(len(chunk))
                 return out
             with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
                 for part in pool.map(lambda chunk: [fn(x) for x in chunk], chunks):
                     out.extend(part)
-                    advance(len(part))
+                    bar.advance(len(part))
         return out
 
     # -- disk cache
@@ -1071,7 +1071,7 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
         return dest
     remove_stale(parent)  # what a killed extraction left
     with scratch_dir(parent, dest.name) as tmp:
-        with _progress_bar(None, f"extracting {archive.name}", progress):
+        with progress_bar(f"extracting {archive.name}", None, progress):
             safe_extract(archive, tmp)
         try:
             os.replace(tmp, dest)
@@ -1147,23 +1147,6 @@ def _dataset_root(folder: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _progress_bar(total: int | None, description: str, enabled: bool | None):
-    """Yield `advance(n)`; draw a rich bar on stderr when enabled (default: a terminal, big jobs)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty() and (total is None or total >= 500)
-    if not enabled:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
 
 
 def _split(split: str) -> str:

@@ -47,7 +47,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -57,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
-from mobilenets.env import first_line, package_version, package_versions, quiet_native_stderr
+from mobilenets.env import first_line, package_version, package_versions, progress_bar, quiet_native_stderr
 from mobilenets.errors import MobilenetsError
 # The file contract lives in mobilenets.tflite (float_ops in profile), native stderr in
 # mobilenets.env; these names stay importable from here.
@@ -708,20 +707,9 @@ def _reconstructed(model, images: np.ndarray, progress: bool | None):
     """`quantize.reconstruct` with a progress bar: (model, number of layers it refitted)."""
     from mobilenets.quantize import reconstruct
 
-    enabled = sys.stderr.isatty() if progress is None else progress
-    if not enabled:
-        model, reports = reconstruct(model, images)
-        return model, len(reports)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("int8 reconstruction {task.fields[layer]}"), BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=True) as bar:
-        task = bar.add_task("int8", total=None, layer="")
-
+    with progress_bar("int8 reconstruction", None, progress) as bar:
         def step(done, total, name):
-            bar.update(task, completed=done, total=total, layer=name)
+            bar.update(description=f"int8 reconstruction {name}", completed=done, total=total)
 
         model, reports = reconstruct(model, images, progress=step)
     return model, len(reports)

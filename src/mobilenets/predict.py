@@ -33,7 +33,6 @@ one image was classified and 2 when none could be.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import sys
@@ -44,6 +43,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import progress_bar
 from mobilenets.errors import MobilenetsError
 # The file contract (ranges, opening a .tflite) is mobilenets.tflite's;
 # `open_interpreter` stays importable from here.
@@ -475,7 +475,8 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
                 result["face"] = found
             yield result
 
-    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(len(paths), progress) as advance:
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress_bar("classifying", len(paths), progress, min_total=2) as bar:
         fill()
         batch: list = []
         while pending:
@@ -486,36 +487,19 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
             except (BadImage, MobilenetsError, OSError) as e:
                 if batch:
                     yield from run(batch)
-                    advance(len(batch))
+                    bar.advance(len(batch))
                     batch = []
                 reason = getattr(e, "reason", None) or str(e)
-                advance(1)
+                bar.advance(1)
                 yield {"path": str(path), "error": reason}
                 continue
             if len(batch) >= batch_size:
                 yield from run(batch)
-                advance(len(batch))
+                bar.advance(len(batch))
                 batch = []
         if batch:
             yield from run(batch)
-            advance(len(batch))
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty() and total > 1
-    if not enabled:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-
-    with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("classifying", total=total)
-        yield lambda n=1: bar.advance(task, n)
+            bar.advance(len(batch))
 
 
 def format_result(result: dict) -> str:
