@@ -24,14 +24,12 @@ as TF ops (`mobilenets.augment`), batching and prefetching.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import errno
 import hashlib
 import json
 import os
 import pickle
 import re
-import sys
 import tarfile
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import numpy as np
 
 from mobilenets.artifacts import atomic_path, remove_stale, scratch_dir, write_json
 from mobilenets.augment import Augment, augment_fn
+from mobilenets.env import first_line, progress_bar
 from mobilenets.errors import MobilenetsError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -62,6 +61,8 @@ CACHE_VERSION = 1
 _NOHASH_RE = re.compile(r"_nohash_.*$")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 _DECODE_CHUNK = 64
+# Jobs of fewer items than this end before a progress bar is worth drawing.
+_BAR_MIN_ITEMS = 500
 # tarfile's filter errors (Python >= 3.10.12); older Pythons get our own checks.
 _FilterError = getattr(tarfile, "FilterError", tarfile.TarError)
 
@@ -146,7 +147,7 @@ def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch
     except UnidentifiedImageError:
         raise BadImage(path, "not an image (unrecognised file contents)") from None
     except Image.DecompressionBombError as e:
-        raise BadImage(path, f"too large to decode safely: {_first_line(e)}") from None
+        raise BadImage(path, f"too large to decode safely: {first_line(e)}") from None
     except FileNotFoundError:
         if path.is_symlink():
             raise BadImage(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
@@ -156,7 +157,7 @@ def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         if isinstance(e, OSError) and e.errno == errno.ELOOP:
             raise BadImage(path, "symbolic link loop") from None
-        message = _first_line(e)
+        message = first_line(e)
         if "truncated" in message.lower():
             raise BadImage(path, "truncated image data") from None
         raise BadImage(path, f"corrupt image: {message}") from None
@@ -223,7 +224,7 @@ def _sniff(path: Path) -> str | None:
     except UnidentifiedImageError:
         return "not an image (unrecognised file contents)"
     except Exception as e:  # noqa: BLE001 - any failure here means unusable
-        return f"corrupt image: {_first_line(e)}"
+        return f"corrupt image: {first_line(e)}"
 
 
 def _list_images(folder: Path) -> tuple[list[Path], int]:
@@ -602,16 +603,16 @@ class ImageFolder(ImageData):
             return []
         chunks = [items[i:i + _DECODE_CHUNK] for i in range(0, len(items), _DECODE_CHUNK)]
         out = []
-        with _progress_bar(len(items), description, self.progress) as advance:
+        with progress_bar(description, len(items), self.progress, min_total=_BAR_MIN_ITEMS) as bar:
             if self.workers == 1 or len(chunks) == 1:
                 for chunk in chunks:
                     out.extend(fn(x) for x in chunk)
-                    advance(len(chunk))
+                    bar.advance(len(chunk))
                 return out
             with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
                 for part in pool.map(lambda chunk: [fn(x) for x in chunk], chunks):
                     out.extend(part)
-                    advance(len(part))
+                    bar.advance(len(part))
         return out
 
     # -- disk cache
@@ -836,7 +837,7 @@ def _cifar10(path=None, validation_percent: float = 10, test_percent: float = 10
             (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
         except Exception as e:  # noqa: BLE001 - any download failure has the same fix
             raise MobilenetsError(
-                f"cannot download CIFAR-10 ({_first_line(e)}); pass the path to "
+                f"cannot download CIFAR-10 ({first_line(e)}); pass the path to "
                 "cifar-10-python.tar.gz or cifar-10-batches-py, e.g. cifar10:PATH"
             ) from None
         classes = CIFAR10_CLASSES
@@ -875,7 +876,7 @@ def _read_cifar_batches(path: Path) -> tuple[dict, tuple]:
                     if member.isfile() and base in names:
                         raw[base] = _unpickle(tar.extractfile(member), f"{path}:{member.name}")
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise MobilenetsError(f"cannot read {path} as a tar archive: {_first_line(e)}") from None
+            raise MobilenetsError(f"cannot read {path} as a tar archive: {first_line(e)}") from None
     else:
         raise MobilenetsError(f"no such file or folder: {path}")
     classes = CIFAR10_CLASSES
@@ -912,7 +913,7 @@ def _unpickle(fileobj, where) -> dict:
     try:
         d = _BatchUnpickler(fileobj, encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - a bad batch file is the user's to fix
-        raise MobilenetsError(f"{where} is not a CIFAR-10 python batch: {_first_line(e)}") from None
+        raise MobilenetsError(f"{where} is not a CIFAR-10 python batch: {first_line(e)}") from None
     return {_text(k): v for k, v in d.items()}
 
 
@@ -1070,7 +1071,7 @@ def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike 
         return dest
     remove_stale(parent)  # what a killed extraction left
     with scratch_dir(parent, dest.name) as tmp:
-        with _progress_bar(None, f"extracting {archive.name}", progress):
+        with progress_bar(f"extracting {archive.name}", None, progress):
             safe_extract(archive, tmp)
         try:
             os.replace(tmp, dest)
@@ -1105,9 +1106,9 @@ def safe_extract(archive: "str | os.PathLike", dest: "str | os.PathLike") -> Non
                     _check_member(m)
                 tar.extractall(dest, members=members)
     except _FilterError as e:
-        raise MobilenetsError(f"unsafe archive {archive}: {_first_line(e)}") from None
+        raise MobilenetsError(f"unsafe archive {archive}: {first_line(e)}") from None
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise MobilenetsError(f"cannot extract {archive}: {_first_line(e)}") from None
+        raise MobilenetsError(f"cannot extract {archive}: {first_line(e)}") from None
 
 
 def _check_member(member: tarfile.TarInfo) -> None:  # pragma: no cover - old Pythons only
@@ -1148,23 +1149,6 @@ def _dataset_root(folder: Path) -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _progress_bar(total: int | None, description: str, enabled: bool | None):
-    """Yield `advance(n)`; draw a rich bar on stderr when enabled (default: a terminal, big jobs)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty() and (total is None or total >= 500)
-    if not enabled:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
-
-
 def _split(split: str) -> str:
     name = SPLIT_FOLDERS.get(str(split).lower())
     if name is None:
@@ -1198,8 +1182,3 @@ def _check_percents(validation_percent: float, test_percent: float) -> None:
             "validation_percent and test_percent must be >= 0 and sum to less than 100. "
             f"Received validation_percent={validation_percent}, test_percent={test_percent}"
         )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

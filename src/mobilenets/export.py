@@ -47,7 +47,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -57,11 +56,13 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import first_line, package_version, package_versions, progress_bar, quiet_native_stderr
 from mobilenets.errors import MobilenetsError
-# The file contract lives in mobilenets.tflite (float_ops in profile); these names stay
-# importable from here.
+# The file contract lives in mobilenets.tflite (float_ops in profile), native stderr in
+# mobilenets.env; these names stay importable from here.
 from mobilenets.profile import float_ops
-from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, ClassifierInfo, embed_metadata, read_metadata,
+from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, MOBILENET_RANGE, PIXEL_RANGE, ClassifierInfo,
+                               embed_metadata, graph_interpreter, parse_range, read_metadata,
                                write_metadata)
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
@@ -76,10 +77,6 @@ DEFAULT_INT8_IO = "uint8"
 FORMATS = ("tflite", "saved_model", "onnx")
 TFLITE_NAMES = {"none": "model_float32.tflite", "float16": "model_float16.tflite",
                 "dynamic": "model_dynamic.tflite", "int8": "model_int8.tflite"}
-# The range of pixel values our exported models take.
-PIXEL_RANGE = (0.0, 255.0)
-# MobileNet's own input range: what a model without our `preprocess` layer expects.
-MOBILENET_RANGE = (-1.0, 1.0)
 DEFAULT_CALIBRATION_SIZE = 200
 DEFAULT_PARITY_IMAGES = 1000
 # Held-out images first; then training images, which the model has seen but
@@ -92,6 +89,8 @@ DEFAULT_MIN_AGREEMENT = 0.98
 DEFAULT_MAX_DROP = 0.01
 # Pixel noise (+-levels) under which Keras's own answers are measured (`keras_stability`).
 NOISE_PIXELS = 2
+# Whose versions an export's config.json records: they decide what a conversion writes.
+VERSIONED_PACKAGES = ("mobilenets", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert")
 # The files of an export folder; a folder holding anything else is not replaced.
 EXPORT_NAMES = frozenset({*TFLITE_NAMES.values(), "saved_model", "model.onnx", "labels.txt",
                           "config.json", "export_report.json"})
@@ -142,24 +141,6 @@ def parse_formats(text: "str | list[str] | tuple[str, ...] | None") -> tuple[str
         if fmt not in out:
             out.append(fmt)
     return tuple(out)
-
-
-def parse_range(text: "str | tuple | None") -> tuple[float, float] | None:
-    """An input range such as `"-1,1"`, `"0,1"` or `"0,255"`.
-
-    Args:
-        text: two comma-separated numbers, a pair, or None.
-    """
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
-    except (TypeError, ValueError):
-        raise MobilenetsError(f"--input-range must be LOW,HIGH such as -1,1 or 0,255. "
-                              f"Received {text!r}") from None
-    if not hi > lo:
-        raise MobilenetsError(f"--input-range needs LOW < HIGH. Received {text!r}")
-    return (lo, hi)
 
 
 # --------------------------------------------------------------- sources
@@ -268,22 +249,12 @@ def _with_pixel_input(model, input_range: tuple[float, float]):
 # --------------------------------------------------------------- conversion
 
 
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide C++ log lines (converter, LiteRT) that bypass Python's sys.stderr."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real fd 2 (embedded interpreters)
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+def _conversion_error(e: BaseException) -> str:
+    """The line of a conversion failure worth quoting (converter, tf2onnx, int8 reconstruction).
+
+    The converter puts its `error:` line after a location prefix: that line when there is one.
+    """
+    return first_line(e, prefer="error:", limit=300)
 
 
 def _xnnpack_hard_swish(x):
@@ -389,7 +360,7 @@ def convert(saved_model: "str | os.PathLike", quantize: str = "none", io: str = 
         with quiet_native_stderr():
             model = converter.convert()
     except Exception as e:  # noqa: BLE001 - ConverterError and friends: the user's model
-        raise MobilenetsError(f"TFLite conversion ({quantize}) failed: {_first_line(e)}") from None
+        raise MobilenetsError(f"TFLite conversion ({quantize}) failed: {_conversion_error(e)}") from None
     if quantize == "int8":
         left = float_ops(model)
         if left:
@@ -412,13 +383,6 @@ def _pinned(images: np.ndarray) -> np.ndarray:
     images[0, 0, 0, :] = 0
     images[0, 0, -1, :] = 255
     return images
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    # Converter errors put the useful line after a location prefix.
-    useful = [ln for ln in lines if "error:" in ln] or lines
-    return (useful[0] if useful else type(e).__name__)[:300]
 
 
 # --------------------------------------------------------------- calibration
@@ -659,7 +623,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                             extra["reconstructed_layers"] = layers
                         except Exception as e:  # noqa: BLE001 - a graph it does not know: plain int8, said
                             extra["int8_method"] = "plain"
-                            result.notes.append(f"int8 reconstruction skipped ({_first_line(e)}): "
+                            result.notes.append(f"int8 reconstruction skipped ({_conversion_error(e)}): "
                                                 f"model_int8.tflite is the converter's plain int8")
                     if model is source.model and float_saved is not None:
                         saved = float_saved
@@ -708,7 +672,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                              "used": calib.note, "images": len(calib.files), "files": calib.files}
                             if calib else None),
             "files": files_info,
-            "versions": _versions(),
+            "versions": package_versions(*VERSIONED_PACKAGES),
         }
         artifacts.write_json(out / "config.json", export_config)
 
@@ -743,20 +707,9 @@ def _reconstructed(model, images: np.ndarray, progress: bool | None):
     """`quantize.reconstruct` with a progress bar: (model, number of layers it refitted)."""
     from mobilenets.quantize import reconstruct
 
-    enabled = sys.stderr.isatty() if progress is None else progress
-    if not enabled:
-        model, reports = reconstruct(model, images)
-        return model, len(reports)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("int8 reconstruction {task.fields[layer]}"), BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=True) as bar:
-        task = bar.add_task("int8", total=None, layer="")
-
+    with progress_bar("int8 reconstruction", None, progress) as bar:
         def step(done, total, name):
-            bar.update(task, completed=done, total=total, layer=name)
+            bar.update(description=f"int8 reconstruction {name}", completed=done, total=total)
 
         model, reports = reconstruct(model, images, progress=step)
     return model, len(reports)
@@ -870,7 +823,7 @@ def _check_replaceable(dest: Path) -> None:
 
 def _classifier_info(source: Source, spec, mode: str, io: str) -> ClassifierInfo:
     """What the standard metadata of one exported file says (it takes raw 0-255 pixels)."""
-    ours = _versions().get("mobilenets", "dev")
+    ours = package_version("mobilenets") or "dev"
     kind = {"none": "float32", "float16": "float16 weights", "dynamic": "int8 weights",
             "int8": f"int8, {io} input and output"}[mode]
     shown = ", ".join(source.labels[:5]) + (", ..." if len(source.labels) > 5 else "")
@@ -887,10 +840,7 @@ def _classifier_info(source: Source, spec, mode: str, io: str) -> ClassifierInfo
 
 
 def _input_quantization(tflite: bytes) -> dict:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=tflite,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = graph_interpreter(tflite)
     d = interp.get_input_details()[0]
     o = interp.get_output_details()[0]
     return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],
@@ -909,18 +859,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("mobilenets", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict) -> Path:
@@ -951,7 +889,7 @@ def export_onnx(model, path: "str | os.PathLike", labels: list[str], meta: dict)
                 warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx numpy-2 patch
                 model.export(str(tmp), format="onnx", verbose=False)
         except Exception as e:  # noqa: BLE001 - tf2onnx failures are about this model
-            raise MobilenetsError(f"ONNX export failed: {_first_line(e)}") from None
+            raise MobilenetsError(f"ONNX export failed: {_conversion_error(e)}") from None
         proto = onnx.load(str(tmp))
         for key, value in ((LABELS_KEY, "\n".join(labels) + "\n"),
                            (CONFIG_KEY, json.dumps(dict(meta, quantize="none", io="float32")))):

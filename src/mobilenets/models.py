@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import ModelSpec, parse_spec
 
@@ -199,7 +200,7 @@ def _load_weights(model, spec: ModelSpec, weights, include_top: bool, classes: i
     except Exception as first_error:  # noqa: BLE001 - try the full-model layout next
         if include_top:
             raise MobilenetsError(
-                f"cannot load weights {path} into {spec.name}: {_first_line(first_error)}"
+                f"cannot load weights {path} into {spec.name}: {first_line(first_error)}"
             ) from None
     # A full (with-top) ImageNet model file: load it into the matching
     # full architecture and copy the backbone layers across by name.
@@ -208,7 +209,7 @@ def _load_weights(model, spec: ModelSpec, weights, include_top: bool, classes: i
                             weights=str(path), classes=1000)
     except Exception as e:  # noqa: BLE001
         raise MobilenetsError(
-            f"cannot load weights {path} into {spec.name}: {_first_line(e)}"
+            f"cannot load weights {path} into {spec.name}: {first_line(e)}"
         ) from None
     donor = {layer.name: layer for layer in full.layers}
     for layer in model.layers:
@@ -235,14 +236,9 @@ def _download_imagenet(spec: ModelSpec, include_top: bool) -> Path:
     except Exception as e:  # noqa: BLE001 - any network failure means the same to the user
         raise MobilenetsError(
             f"ImageNet weights for {spec.name} are not cached and could not be downloaded "
-            f"({_first_line(e)}): put {names[0]} in {keras_home() / 'models'}/ "
+            f"({first_line(e)}): put {names[0]} in {keras_home() / 'models'}/ "
             "or pass --weights PATH or --weights none"
         ) from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def backbone_layer_count(model) -> int:

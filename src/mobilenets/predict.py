@@ -33,7 +33,6 @@ one image was classified and 2 when none could be.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import sys
@@ -44,7 +43,12 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import progress_bar
 from mobilenets.errors import MobilenetsError
+# The file contract (ranges, opening a .tflite) is mobilenets.tflite's;
+# `open_interpreter` stays importable from here.
+from mobilenets.tflite import (CONFIG_KEY, MOBILENET_RANGE, PIXEL_RANGE, labels_in, open_interpreter,
+                               parse_range, read_metadata, standard_metadata)
 
 DEFAULT_TOP_K = 5
 INPUT_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
@@ -171,9 +175,6 @@ class TFLiteClassifier(Classifier):
                 the model's metadata and the defaults.
             threads: interpreter threads (default: LiteRT's).
         """
-        from mobilenets.export import MOBILENET_RANGE
-        from mobilenets.tflite import CONFIG_KEY, labels_in, read_metadata, standard_metadata
-
         path = Path(path)
         self.name = str(path)
         self.interpreter = open_interpreter(path, threads)
@@ -259,36 +260,6 @@ def _normalized_range(meta: dict | None) -> tuple[float, float] | None:
     return ((0.0 - mean[0]) / std[0], (255.0 - mean[0]) / std[0])
 
 
-def open_interpreter(path: "str | os.PathLike", threads: int | None = None):
-    """A LiteRT interpreter with tensors allocated, or one clear line.
-
-    Args:
-        path: the .tflite file.
-        threads: `num_threads` (None: LiteRT's default).
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    from mobilenets.export import quiet_native_stderr
-
-    path = Path(path)
-    if not path.is_file():
-        raise MobilenetsError(f"no such model file: {path}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[4:8] != b"TFL3":
-        raise MobilenetsError(f"not a TFLite model (no TFL3 identifier): {path}")
-    if threads is not None and threads < 1:
-        raise MobilenetsError(f"--threads must be >= 1. Received {threads}")
-    try:
-        with quiet_native_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
-            interp = Interpreter(model_path=str(path), num_threads=threads)
-            interp.allocate_tensors()
-    except Exception as e:  # noqa: BLE001 - truncated or corrupt flatbuffers
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MobilenetsError(f"cannot load TFLite model {path}: {first[:200]}") from None
-    return interp
-
-
 class KerasClassifier(Classifier):
     """A Keras model (run directory, .keras or full-model .h5)."""
 
@@ -306,7 +277,6 @@ class KerasClassifier(Classifier):
                 MobileNet's [-1, 1]).
             threads: TensorFlow intra-op threads (when TF is not started yet).
         """
-        from mobilenets.export import MOBILENET_RANGE, PIXEL_RANGE
         from mobilenets.models import PREPROCESS_LAYER
         from mobilenets.profile import load_keras_model
 
@@ -377,8 +347,6 @@ def load_classifier(model: "str | os.PathLike", labels=None, input_range=None,
             the float range pixels are mapped to.
         threads: inference threads.
     """
-    from mobilenets.export import parse_range
-
     path = Path(model)
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
@@ -507,7 +475,8 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
                 result["face"] = found
             yield result
 
-    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(len(paths), progress) as advance:
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress_bar("classifying", len(paths), progress, min_total=2) as bar:
         fill()
         batch: list = []
         while pending:
@@ -518,36 +487,19 @@ def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TO
             except (BadImage, MobilenetsError, OSError) as e:
                 if batch:
                     yield from run(batch)
-                    advance(len(batch))
+                    bar.advance(len(batch))
                     batch = []
                 reason = getattr(e, "reason", None) or str(e)
-                advance(1)
+                bar.advance(1)
                 yield {"path": str(path), "error": reason}
                 continue
             if len(batch) >= batch_size:
                 yield from run(batch)
-                advance(len(batch))
+                bar.advance(len(batch))
                 batch = []
         if batch:
             yield from run(batch)
-            advance(len(batch))
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty() and total > 1
-    if not enabled:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-
-    with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("classifying", total=total)
-        yield lambda n=1: bar.advance(task, n)
+            bar.advance(len(batch))
 
 
 def format_result(result: dict) -> str:

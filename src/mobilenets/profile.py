@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
-from mobilenets.tflite import CONFIG_KEY, as_bytes, labels_in, read_metadata, split_zip, standard_metadata
+from mobilenets.tflite import (CONFIG_KEY, as_bytes, graph_interpreter, labels_in, open_interpreter,
+                               read_metadata, split_zip, standard_metadata)
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
 
@@ -124,8 +126,7 @@ def load_keras_model(path: Path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - any failure to read is the user's file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MobilenetsError(f"cannot read Keras model {path}: {first[:200]}") from None
+        raise MobilenetsError(f"cannot read Keras model {path}: {first_line(e, limit=200)}") from None
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -263,24 +264,9 @@ _WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_C
 _PARAM_DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.int16)
 
 
-def open_tflite(path: Path):
-    """A LiteRT interpreter for `path`, or one clear line when it is not one."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if _head(Path(path), 8)[4:8] != b"TFL3":
-        raise MobilenetsError(f"not a TFLite model (no TFL3 identifier): {path}")
-    try:
-        interp = Interpreter(model_path=str(path))
-        interp.allocate_tensors()
-    except Exception as e:  # noqa: BLE001 - truncated or corrupt flatbuffers
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MobilenetsError(f"cannot load TFLite model {path}: {first[:200]}") from None
-    return interp
-
-
 def profile_tflite(path: Path) -> Profile:
     """Profile a `.tflite` file from its operators and tensor shapes."""
-    interp = open_tflite(path)
+    interp = open_interpreter(path)
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     ops = interp._get_ops_details()
     produced = {o for op in ops for o in op["outputs"]}
@@ -364,13 +350,6 @@ def metadata_summary(metadata: dict) -> dict:
 # ---------------------------------------------------------------- what a .tflite says
 
 
-def _interpreter(data: bytes):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    return Interpreter(model_content=data,
-                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-
-
 def float_ops(tflite: "bytes | str | os.PathLike", interpreter=None) -> dict[str, int]:
     """Ops of a model that compute in floating point, by op name and count.
 
@@ -381,7 +360,7 @@ def float_ops(tflite: "bytes | str | os.PathLike", interpreter=None) -> dict[str
         tflite: the model bytes or a path.
         interpreter: an interpreter of that model, to reuse.
     """
-    interp = interpreter or _interpreter(as_bytes(tflite))
+    interp = interpreter or graph_interpreter(as_bytes(tflite))
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     graph_in = {d["index"] for d in interp.get_input_details()}
     graph_out = {d["index"] for d in interp.get_output_details()}
@@ -414,7 +393,7 @@ def describe(tflite: "bytes | str | os.PathLike") -> dict:
         (`parse_metadata`, or None) and `mobilenets` (our config, or None).
     """
     data = as_bytes(tflite)
-    interp = _interpreter(data)
+    interp = graph_interpreter(data)
     meta = standard_metadata(data) or {}
     entries = read_metadata(data)
     labels, labels_from = labels_in(data)

@@ -17,6 +17,13 @@ file. Flatbuffer readers ignore trailing bytes but re-packing drops them, so
 `embed_metadata` re-attaches the archive. Only the tables a classifier needs
 are written and read, by the schema's field slots; none is newer than schema
 1.0.0, hence `min_parser_version` 1.0.0.
+
+The contract also says what the input takes: our files take raw pixels
+(`PIXEL_RANGE`), a model without our `preprocess` layer takes MobileNet's
+`MOBILENET_RANGE`; and how a file is opened (`open_interpreter` to run it,
+`graph_interpreter` to read its tensors). export writes files to this
+contract and predict, profile and benchmark read them by it, so none of them
+needs another's module for it.
 """
 
 from __future__ import annotations
@@ -29,12 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets.env import first_line, quiet_native_stderr
+from mobilenets.errors import MobilenetsError
+
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"  # the file identifier's own: no later field is used
 LABELS_FILE = "labels.txt"
 LABELS_KEY = "mobilenets_labels"
 CONFIG_KEY = "mobilenets_config"
+# The range of pixel values our exported models take.
+PIXEL_RANGE = (0.0, 255.0)
+# MobileNet's own input range: what a model without our `preprocess` layer expects.
+MOBILENET_RANGE = (-1.0, 1.0)
 # Enum values of metadata_schema.fbs.
 _RGB = 1  # ColorSpaceType
 _FEATURE_PROPERTIES, _IMAGE_PROPERTIES = 1, 2  # ContentProperties union
@@ -363,3 +377,66 @@ def labels_in(tflite: "bytes | str | os.PathLike") -> tuple[list[str] | None, st
 
 def _lines(data: bytes) -> list[str]:
     return [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+
+# --------------------------------------------------------------- input range and interpreters
+
+
+def parse_range(text: "str | tuple | None") -> tuple[float, float] | None:
+    """An input range such as `"-1,1"`, `"0,1"` or `"0,255"`.
+
+    Args:
+        text: two comma-separated numbers, a pair, or None.
+    """
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        raise MobilenetsError(f"--input-range must be LOW,HIGH such as -1,1 or 0,255. "
+                              f"Received {text!r}") from None
+    if not hi > lo:
+        raise MobilenetsError(f"--input-range needs LOW < HIGH. Received {text!r}")
+    return (lo, hi)
+
+
+def open_interpreter(path: "str | os.PathLike", threads: int | None = None):
+    """A LiteRT interpreter with tensors allocated, or one clear line.
+
+    Args:
+        path: the .tflite file.
+        threads: `num_threads` (None: LiteRT's default).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = Path(path)
+    if not path.is_file():
+        raise MobilenetsError(f"no such model file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != b"TFL3":
+        raise MobilenetsError(f"not a TFLite model (no TFL3 identifier): {path}")
+    if threads is not None and threads < 1:
+        raise MobilenetsError(f"--threads must be >= 1. Received {threads}")
+    try:
+        with quiet_native_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
+            interp = Interpreter(model_path=str(path), num_threads=threads)
+            interp.allocate_tensors()
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt flatbuffers
+        raise MobilenetsError(f"cannot load TFLite model {path}: {first_line(e, limit=200)}") from None
+    return interp
+
+
+def graph_interpreter(tflite: bytes):
+    """An interpreter that reads a model's tensors and ops as the file has them.
+
+    Built without the default delegates (XNNPACK), so the ops read are the
+    file's own. Tensors are not allocated.
+
+    Args:
+        tflite: the model bytes.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    return Interpreter(model_content=tflite,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
