@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilenets.compare.choice import FORMATS, latency_key
+from mobilenets.env import package_version
 from mobilenets.specs import ModelSpec, parse_spec
 
 RECORD_VERSION = 1
@@ -128,22 +129,6 @@ def forget_latency(record: dict, source: str, fmt: str) -> None:
     """A new file makes its old timings meaningless."""
     for k in [k for k in record["latency"] if k.startswith(f"{source}/{fmt}/")]:
         del record["latency"][k]
-
-
-def package_version(*names: str) -> str | None:
-    """The installed version of the first of `names` that is installed.
-
-    Args:
-        names: distribution names, e.g. `"tensorflow-cpu", "tensorflow"`.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    for name in names:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return None
 
 
 def tool_versions() -> dict:

@@ -22,7 +22,8 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.compare.choice import is_number
-from mobilenets.compare.records import cpu_model, package_version
+from mobilenets.compare.records import cpu_model
+from mobilenets.env import package_version, usable_cores
 from mobilenets.results import human
 
 
@@ -122,10 +123,7 @@ def environment(threads, rows: list[dict] | None = None) -> dict[str, str]:
         threads: thread counts used.
         rows: compare rows (their `measured_at` gives the measurement dates).
     """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
+    usable = usable_cores()
     stamps = sorted(r[k] for r in rows or [] for k in ("measured_from", "measured_at") if r.get(k))
     env = {
         "CPU": cpu_model(),
