@@ -984,7 +984,7 @@ def open_dataset(
     if path.suffix.lower() == ".mat" or (
             path.is_dir() and any((path / n).is_file() for n in ("wiki.mat", "imdb.mat"))):
         # IMDB-WIKI as published: filtered and written as female/ male/ once.
-        from mobilenets.faces import gender_dataset
+        from mobilenets.imdb_wiki import gender_dataset
 
         path = gender_dataset(path, cache_dir=cache_dir)
     if path.is_dir():
