@@ -40,7 +40,8 @@ from mobilenets.augment import Augment, augment_fn
 from mobilenets.env import first_line, progress_bar
 from mobilenets.errors import MobilenetsError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# The one list of image files, for folders, face crops, prediction and calibration alike.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
 # Folder names of a pre-split layout, and the split each one holds.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "valid": "val", "test": "test"}
@@ -59,7 +60,7 @@ DIGITS_SEED = 0
 CACHE_VERSION = 1
 
 _NOHASH_RE = re.compile(r"_nohash_.*$")
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _DECODE_CHUNK = 64
 # Jobs of fewer items than this end before a progress bar is worth drawing.
 _BAR_MIN_ITEMS = 500

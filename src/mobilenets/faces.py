@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets.data import IMAGE_EXTENSIONS
 from mobilenets.errors import MobilenetsError
 from mobilenets.imagetree import (REPORT_NAME, as_rgb, atomic_tree, check_dst, expand_box,
                                   parallel_map, read_image, save_image)
@@ -45,7 +46,8 @@ from mobilenets.imdb_wiki import (GENDER_CLASSES, FaceRecord, find_mat, gender_d
 from mobilenets.specs import parse_spec
 
 CASCADE = "haarcascade_frontalface_default.xml"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# The old name of data's list: a crop is written only where the folder pipeline will read it.
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 EMOTION_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 _INSTALL_HINT = 'pip install "opencv-python-headless>=4.8,<5"'
@@ -286,7 +288,7 @@ def crop_faces_in_folder(
     check_dst(dst, overwrite, inside=src)
     files = [p for p in sorted(src.rglob("*")) if _is_image(p, src)]
     if not files:
-        raise MobilenetsError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {src}")
+        raise MobilenetsError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}")
     cropper = FaceCropper(margin, min_size, already_cropped_below=already_cropped_below)
 
     def one(path: Path, out_root: Path) -> bool:
@@ -312,7 +314,7 @@ def crop_faces_in_folder(
 
 def _is_image(path: Path, root: Path) -> bool:
     rel = path.relative_to(root)
-    return (path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    return (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
             and not any(part.startswith(".") for part in rel.parts))
 
 
