@@ -153,6 +153,18 @@ def test_recursive_listing_extensions_and_hidden_files(tmp_path):
     assert images.shape == (6, 4, 6, 3) and labels.tolist() == [0, 0, 0, 1, 1, 1]
 
 
+
+def test_tiff_images_are_read_like_any_other(tmp_path):
+    _img(tmp_path / "a" / "x.tif", COLOURS["a"], format="TIFF")
+    _img(tmp_path / "a" / "y.TIFF", COLOURS["a"], format="TIFF")
+    _img(tmp_path / "b" / "z.jpg", COLOURS["b"])
+    folder = ImageFolder(tmp_path, 0, 0)
+    assert sorted(p.name for p, _ in folder.files("train")) == ["x.tif", "y.TIFF", "z.jpg"]
+    assert folder.report()["ignored"] == 0
+    images, labels, _ = folder.arrays("train", (4, 4))
+    assert labels.tolist() == [0, 0, 1] and tuple(images[0, 0, 0]) == COLOURS["a"]
+
+
 # --------------------------------------------------------------------------- errors
 
 

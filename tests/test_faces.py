@@ -209,6 +209,20 @@ def _save(path, pixels):
     Image.fromarray(pixels).save(path)
 
 
+def test_every_image_the_cropper_writes_is_one_the_folder_pipeline_reads(tmp_path):
+    from mobilenets.data import ImageFolder
+
+    src = tmp_path / "src"
+    for i, ext in enumerate((".jpg", ".png", ".tif", ".tiff", ".webp", ".bmp")):
+        _save(src / ("a" if i % 2 else "b") / f"{i}{ext}", noise_image(seed=i))
+    dst = tmp_path / "faces"
+    report = crop_faces_in_folder(src, dst, workers=1)
+    assert report["written"] == 6
+    folder = ImageFolder(dst, 0, 0)
+    assert sorted(p.name for p, _ in folder.files("train")) == ["0.jpg", "1.png", "2.tif", "3.tiff",
+                                                                 "4.webp", "5.bmp"]
+
+
 def test_crop_faces_in_folder(tmp_path):
     src = tmp_path / "src"
     for i in range(2):

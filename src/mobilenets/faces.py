@@ -13,43 +13,42 @@ IMDB-WIKI with MobileNet V1 0.5-224, emotion with MobileNet V2 1.4-224):
   `crop_faces_in_folder` applies it to a whole image-folder tree, which is
   the simplest way to put faces in front of any part of the pipeline.
 - `load_imdb_wiki` / `imdb_wiki_to_folder` / `gender_dataset` read the
-  IMDB-WIKI release (`wiki.mat` or `imdb.mat` beside the `00/ ... 99/`
-  image folders), filter it as its publishers recommend, and write a plain
-  `female/ male/` folder tree that the ordinary folder pipeline trains on.
+  IMDB-WIKI release and write it as a `female/ male/` folder tree; they live
+  in `mobilenets.imdb_wiki` (below `data`, which opens .mat files through
+  them) and are re-exported here.
 - `PRESETS` holds the emotion and gender training settings.
 
 Boxes are `(x1, y1, x2, y2)` in 0-based pixel coordinates, `x2`/`y2`
 exclusive, so `image[y1:y2, x1:x2]` is the face.
 
-OpenCV and SciPy are imported inside the functions that need them, so
+OpenCV is imported inside the functions that need it, so
 `import mobilenets.faces` stays cheap.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mobilenets.data import IMAGE_EXTENSIONS
 from mobilenets.errors import MobilenetsError
+from mobilenets.imagetree import (REPORT_NAME, as_rgb, atomic_tree, check_dst, expand_box,
+                                  parallel_map, read_image, save_image)
+from mobilenets.imdb_wiki import (GENDER_CLASSES, FaceRecord, find_mat, gender_dataset,
+                                  imdb_wiki_to_folder, load_imdb_wiki)
 from mobilenets.specs import parse_spec
 
 CASCADE = "haarcascade_frontalface_default.xml"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-GENDER_CLASSES = ("female", "male")
+# The old name of data's list: a crop is written only where the folder pipeline will read it.
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 EMOTION_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-# The report written into every folder tree this module makes.
-REPORT_NAME = "faces.json"
 
 _INSTALL_HINT = 'pip install "opencv-python-headless>=4.8,<5"'
 
@@ -249,48 +248,6 @@ def _cascade_path(cascade: str) -> str:
     )
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """An image as HxWx3 uint8 RGB.
-
-    Args:
-        image: HxW or HxWx1 greyscale (repeated into 3 channels), HxWx3 RGB
-            (returned as is), or HxWx4 RGBA (alpha dropped); uint8.
-    """
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise MobilenetsError(f"images must be uint8 (0-255). Received dtype={image.dtype}")
-    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
-        if image.shape[2] == 3:
-            return image
-        if image.shape[2] == 4:
-            return np.ascontiguousarray(image[:, :, :3])
-        image = image[:, :, 0]
-    if image.ndim != 2 or 0 in image.shape:
-        raise MobilenetsError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image. Received shape={image.shape}")
-    return np.repeat(image[:, :, None], 3, axis=2)
-
-
-def expand_box(box, margin: float, shape) -> "tuple[int, int, int, int]":
-    """Widen a box by `margin` x its size on every side, clamped to the image.
-
-    Args:
-        box: `(x1, y1, x2, y2)`, floats allowed.
-        margin: fraction of the box width (height) added left and right
-            (top and bottom).
-        shape: the image's `(height, width, ...)`.
-
-    Returns:
-        Integer `(x1, y1, x2, y2)` inside the image, at least 1 pixel wide.
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    h, w = shape[:2]
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    ix1 = min(w - 1, max(0, math.floor(x1 - dx)))
-    iy1 = min(h - 1, max(0, math.floor(y1 - dy)))
-    ix2 = max(ix1 + 1, min(w, math.ceil(x2 + dx)))
-    iy2 = max(iy1 + 1, min(h, math.ceil(y2 + dy)))
-    return ix1, iy1, ix2, iy2
-
 
 def crop_faces_in_folder(
     src: "str | os.PathLike",
@@ -328,309 +285,26 @@ def crop_faces_in_folder(
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise MobilenetsError(f"not a folder of images: {src}")
-    _check_dst(dst, overwrite, inside=src)
+    check_dst(dst, overwrite, inside=src)
     files = [p for p in sorted(src.rglob("*")) if _is_image(p, src)]
     if not files:
-        raise MobilenetsError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {src}")
+        raise MobilenetsError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}")
     cropper = FaceCropper(margin, min_size, already_cropped_below=already_cropped_below)
 
     def one(path: Path, out_root: Path) -> bool:
-        image = _read_image(path)
+        image = read_image(path)
         if image is None:
             return False
         face, _ = cropper.crop(image)
-        _save_image(face, out_root / path.relative_to(src))
+        save_image(face, out_root / path.relative_to(src))
         return True
 
-    with _atomic_tree(dst, overwrite) as tmp:
-        written = _parallel(lambda p: one(p, tmp), files, workers)
+    with atomic_tree(dst, overwrite) as tmp:
+        written = parallel_map(lambda p: one(p, tmp), files, workers)
         report = {**cropper.report(), "written": sum(written), "unreadable": len(files) - sum(written),
                   "src": str(src), "dst": str(dst)}
         (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-# --------------------------------------------------------------------------
-# Gender data: IMDB-WIKI
-# --------------------------------------------------------------------------
-
-# The struct fields of wiki.mat / imdb.mat that the loader reads.
-_MAT_FIELDS = ("full_path", "gender", "face_location", "face_score", "second_face_score")
-
-
-@dataclass(frozen=True)
-class FaceRecord:
-    """One usable IMDB-WIKI photo.
-
-    Attributes:
-        path: the image file.
-        label: "female" or "male".
-        box: the face `(x1, y1, x2, y2)`, 0-based, converted from the .mat's
-            1-based inclusive MATLAB box.
-        face_score: the publishers' face-detector score.
-    """
-
-    path: Path
-    label: str
-    box: tuple[float, float, float, float]
-    face_score: float
-
-
-def find_mat(path: "str | os.PathLike") -> Path:
-    """The IMDB-WIKI metadata file: `path` itself, or `wiki.mat`/`imdb.mat` in it.
-
-    Args:
-        path: a `.mat` file or the folder that holds one.
-    """
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in ("wiki.mat", "imdb.mat"):
-            if (path / name).is_file():
-                return path / name
-        raise MobilenetsError(f"no wiki.mat or imdb.mat in {path}")
-    raise MobilenetsError(f"no such file or folder: {path}")
-
-
-def load_imdb_wiki(
-    mat_path: "str | os.PathLike",
-    *,
-    min_face_score: float = 1.0,
-    max_second_face_score: float | None = None,
-    image_root: "str | os.PathLike | None" = None,
-    check_files: bool = True,
-) -> "tuple[list[FaceRecord], dict]":
-    """Read and filter IMDB-WIKI's `wiki.mat` / `imdb.mat`.
-
-    A photo is kept when, checked in this order (a dropped photo is counted
-    under the first test it fails): there is exactly one face
-    (`second_face_score` is NaN, or below `max_second_face_score` when
-    given), `face_score` is above `min_face_score` (-inf means no face),
-    the gender is known (not NaN), and the image file exists. A photo whose
-    `face_location` is not 4 finite numbers counts as having no face.
-
-    Args:
-        mat_path: the `.mat` file (MATLAB v5, as published) or its folder.
-        min_face_score: keep faces scoring above this (publishers' detector).
-        max_second_face_score: None keeps only photos with no second face;
-            a number also keeps photos whose second face scores below it.
-        image_root: the folder that `full_path` is relative to (default: the
-            .mat's folder, which holds `00/ ... 99/`).
-        check_files: drop records whose image file is missing.
-
-    Returns:
-        `(records, counts)`: the kept `FaceRecord`s in .mat order, and a
-        dict with `total`, `second_face`, `no_face`, `low_face_score`,
-        `unknown_gender`, `missing_file`, `kept`, `female`, `male`.
-    """
-    mat_path = find_mat(mat_path)
-    root = Path(image_root) if image_root is not None else mat_path.parent
-    fields = _read_mat(mat_path)
-    counts = dict.fromkeys(("total", "second_face", "no_face", "low_face_score", "unknown_gender",
-                            "missing_file", "kept", "female", "male"), 0)
-    records = []
-    for rel, gender, loc, score, second in zip(*(fields[k] for k in _MAT_FIELDS)):
-        counts["total"] += 1
-        if not (math.isnan(second) or (max_second_face_score is not None and second < max_second_face_score)):
-            counts["second_face"] += 1
-        elif not math.isfinite(score) or loc is None:
-            counts["no_face"] += 1
-        elif not score > min_face_score:
-            counts["low_face_score"] += 1
-        elif math.isnan(gender) or gender not in (0.0, 1.0):
-            counts["unknown_gender"] += 1
-        elif check_files and not (root / rel).is_file():
-            counts["missing_file"] += 1
-        else:
-            label = GENDER_CLASSES[int(gender)]
-            x1, y1, x2, y2 = loc
-            records.append(FaceRecord(root / rel, label, (x1 - 1, y1 - 1, x2, y2), score))
-            counts["kept"] += 1
-            counts[label] += 1
-    return records, counts
-
-
-def _read_mat(mat_path: Path) -> dict:
-    """The .mat's struct fields as flat Python lists, one entry per photo."""
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise MobilenetsError('reading IMDB-WIKI .mat files needs SciPy: pip install "scipy>=1.11"') from None
-    try:
-        mat = loadmat(str(mat_path))
-    except NotImplementedError:
-        raise MobilenetsError(f"{mat_path} is a MATLAB v7.3 (HDF5) file; IMDB-WIKI publishes v5 files, "
-                              f"save it with -v7 or re-download it") from None
-    except Exception as e:  # scipy raises ValueError, TypeError, OSError... on garbage
-        raise MobilenetsError(f"not a readable MATLAB .mat file: {mat_path} ({type(e).__name__}: {e})") from None
-    keys = [k for k in ("wiki", "imdb") if k in mat]
-    if not keys:
-        found = ", ".join(k for k in mat if not k.startswith("__")) or "none"
-        raise MobilenetsError(f"{mat_path} holds no 'wiki' or 'imdb' struct (variables: {found})")
-    struct = mat[keys[0]]
-    names = struct.dtype.names or ()
-    missing = [f for f in _MAT_FIELDS if f not in names]
-    if missing or struct.size != 1:
-        raise MobilenetsError(f"{mat_path}: struct {keys[0]!r} is not IMDB-WIKI metadata "
-                              f"(missing fields: {', '.join(missing) or 'none'}; size {struct.size})")
-    record = struct.flat[0]
-    try:
-        fields = {
-            "full_path": [_cell_str(c) for c in np.ravel(record["full_path"])],
-            "gender": [float(v) for v in np.ravel(record["gender"])],
-            "face_location": [_cell_box(c) for c in np.ravel(record["face_location"])],
-            "face_score": [float(v) for v in np.ravel(record["face_score"])],
-            "second_face_score": [float(v) for v in np.ravel(record["second_face_score"])],
-        }
-    except (TypeError, ValueError, IndexError) as e:
-        raise MobilenetsError(f"{mat_path}: garbled IMDB-WIKI field ({e})") from None
-    lengths = {k: len(v) for k, v in fields.items()}
-    if len(set(lengths.values())) != 1:
-        raise MobilenetsError(f"{mat_path}: IMDB-WIKI fields differ in length: {lengths}")
-    return fields
-
-
-def _cell_str(cell) -> str:
-    """A MATLAB cell holding a char array, as loadmat returns it."""
-    flat = np.ravel(cell)
-    return str(flat[0]) if flat.size else ""
-
-
-def _cell_box(cell) -> "tuple[float, float, float, float] | None":
-    """A face_location cell; None (counted as no face) unless it holds 4 finite numbers."""
-    flat = np.ravel(np.asarray(cell, dtype=np.float64))
-    if flat.size != 4 or not np.isfinite(flat).all():
-        return None
-    return tuple(float(v) for v in flat)
-
-
-def imdb_wiki_to_folder(
-    mat_path: "str | os.PathLike",
-    dst: "str | os.PathLike",
-    crop: bool | None = None,
-    margin: float = 0.4,
-    *,
-    min_face_score: float = 1.0,
-    max_second_face_score: float | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-) -> dict:
-    """Write IMDB-WIKI's usable photos as a `female/ male/` folder tree.
-
-    Output files are named after `full_path` with `/` as `_`
-    (`17_10000217_1981-05-05_2009.jpg`), saved as RGB JPEG. The tree is built
-    beside `dst` and renamed into place, so `dst` is complete or absent;
-    `dst/faces.json` holds the report.
-
-    Args:
-        mat_path: `wiki.mat` / `imdb.mat`, or the folder holding it.
-        dst: the folder to create (must not exist unless `overwrite`).
-        crop: cut out `face_location` widened by `margin`. None (default)
-            crops unless the folder is the publishers' `wiki_crop`/`imdb_crop`
-            release, whose images are cropped already (with a 40% margin)
-            while `face_location` still refers to the original photo.
-        margin: fraction of the face size added on every side when cropping.
-        min_face_score: see `load_imdb_wiki`.
-        max_second_face_score: see `load_imdb_wiki`.
-        workers: threads (default: CPU count, at most 8).
-        overwrite: replace an existing `dst`.
-
-    Returns:
-        The report: `load_imdb_wiki`'s counts plus `written`, `unreadable`,
-        `crop`, `margin`, `source` and `dst`.
-    """
-    if margin < 0:
-        raise MobilenetsError(f"margin must be >= 0. Received margin={margin!r}")
-    mat_path = find_mat(mat_path)
-    if crop is None:
-        crop = not mat_path.parent.name.lower().endswith("_crop")
-    dst = Path(dst)
-    _check_dst(dst, overwrite)
-    records, counts = load_imdb_wiki(mat_path, min_face_score=min_face_score,
-                                     max_second_face_score=max_second_face_score)
-    if not records:
-        raise MobilenetsError(f"no usable photos in {mat_path} after filtering: {counts}")
-    root = mat_path.parent
-
-    def one(record: FaceRecord, out_root: Path) -> bool:
-        image = _read_image(record.path)
-        if image is None:
-            return False
-        image = as_rgb(image)
-        if crop:
-            x1, y1, x2, y2 = expand_box(record.box, margin, image.shape)
-            image = image[y1:y2, x1:x2]
-        name = record.path.relative_to(root).as_posix().replace("/", "_")
-        _save_image(image, (out_root / record.label / name).with_suffix(".jpg"))
-        return True
-
-    with _atomic_tree(dst, overwrite) as tmp:
-        for label in GENDER_CLASSES:
-            (tmp / label).mkdir()
-        written = sum(_parallel(lambda r: one(r, tmp), records, workers))
-        report = {**counts, "written": written, "unreadable": len(records) - written, "crop": crop,
-                  "margin": margin, "source": str(mat_path), "dst": str(dst)}
-        (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-    return report
-
-
-def gender_dataset(
-    path: "str | os.PathLike",
-    *,
-    cache_dir: "str | os.PathLike | None" = None,
-    crop: bool | None = None,
-    margin: float = 0.4,
-    min_face_score: float = 1.0,
-    max_second_face_score: float | None = None,
-) -> Path:
-    """A `female/ male/` image folder for the gender model, from either layout.
-
-    A folder with `female/` and `male/` sub-folders is returned unchanged.
-    IMDB-WIKI (a `.mat` file, or a folder holding `wiki.mat`/`imdb.mat`) is
-    converted once with `imdb_wiki_to_folder` into a cache folder keyed by
-    the .mat file and the options, and the cached folder is reused after.
-
-    Args:
-        path: the folder or `.mat` file.
-        cache_dir: where converted trees go (default: `$MOBILENETS_CACHE`,
-            else `~/.cache/mobilenets`, plus `/gender`).
-        crop: see `imdb_wiki_to_folder`.
-        margin: see `imdb_wiki_to_folder`.
-        min_face_score: see `load_imdb_wiki`.
-        max_second_face_score: see `load_imdb_wiki`.
-
-    Returns:
-        The folder whose class sub-folders are `female` and `male`.
-    """
-    path = Path(path)
-    if path.is_dir() and all((path / c).is_dir() for c in GENDER_CLASSES):
-        return path
-    if path.is_dir() and not any((path / n).is_file() for n in ("wiki.mat", "imdb.mat")):
-        raise MobilenetsError(
-            f"not a gender dataset: {path} has neither female/ and male/ sub-folders "
-            f"nor IMDB-WIKI's wiki.mat/imdb.mat"
-        )
-    mat_path = find_mat(path)
-    stat = mat_path.stat()
-    options = {"crop": crop, "margin": margin, "min_face_score": min_face_score,
-               "max_second_face_score": max_second_face_score}
-    key = hashlib.sha256(json.dumps(
-        [str(mat_path.resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True
-    ).encode()).hexdigest()[:12]
-    root = Path(cache_dir) if cache_dir is not None else _cache_root() / "gender"
-    dst = root / f"{mat_path.parent.name}-{mat_path.stem}-{key}"
-    if not (dst / REPORT_NAME).is_file():
-        try:
-            imdb_wiki_to_folder(mat_path, dst, overwrite=dst.exists(), **options)
-        except MobilenetsError:
-            if not (dst / REPORT_NAME).is_file():  # else a concurrent run finished it first
-                raise
-    return dst
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("MOBILENETS_CACHE") or "~/.cache/mobilenets").expanduser()
 
 
 # --------------------------------------------------------------------------
@@ -640,78 +314,8 @@ def _cache_root() -> Path:
 
 def _is_image(path: Path, root: Path) -> bool:
     rel = path.relative_to(root)
-    return (path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    return (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
             and not any(part.startswith(".") for part in rel.parts))
-
-
-def _read_image(path: Path) -> "np.ndarray | None":
-    """RGB or greyscale uint8 pixels, upright per EXIF; None if unreadable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im = im.convert("L" if im.mode in ("1", "L", "I;16", "I") else "RGB")
-            return np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
-
-
-def _save_image(pixels: np.ndarray, path: Path):
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        image.save(path, quality=95)
-    else:
-        image.save(path)
-
-
-def _check_dst(dst: Path, overwrite: bool, inside: Path | None = None):
-    if inside is not None:
-        s, d = inside.resolve(), dst.resolve()
-        if d == s or s in d.parents:
-            raise MobilenetsError(f"the output folder must be outside the input folder. Received dst={dst}")
-    if dst.exists() and not overwrite:
-        raise MobilenetsError(f"output folder exists: {dst} (remove it or pass overwrite=True)")
-
-
-@contextlib.contextmanager
-def _atomic_tree(dst: Path, overwrite: bool):
-    """Yield a temporary folder beside `dst`; rename it onto `dst` on success.
-
-    A folder tree cannot be swapped in with one rename the way a file can, so
-    an old `dst` is moved aside first, then deleted.
-    """
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        old = None
-        if dst.exists() and overwrite:
-            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-            os.replace(dst, old / "tree")
-        try:
-            os.replace(tmp, dst)
-        except OSError:  # another process made `dst` meanwhile
-            raise MobilenetsError(f"output folder exists: {dst} (remove it or pass overwrite=True)") from None
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _parallel(fn, items, workers: int | None) -> list:
-    workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    if workers < 1:
-        raise MobilenetsError(f"workers must be >= 1. Received workers={workers}")
-    if workers == 1:
-        return [fn(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items))
 
 
 # --------------------------------------------------------------------------
