@@ -3,11 +3,14 @@
     dead = leftover(run / "checkpoints" / "train.keras")   # its writer was kill -9ed
     with live_writer(run / "checkpoints" / "train.keras") as busy:  # its writer still runs
         ...
+    kill_9_when(["export", run], lambda: any(out.glob(".export.staging-*/*")), "export")
 """
 
 import contextlib
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 _WRITE = """
@@ -42,3 +45,19 @@ def live_writer(path: Path):
         yield tmp
     finally:
         proc.communicate("")
+
+
+def kill_9_when(argv: list, ready, what: str, timeout: float = 300) -> None:
+    """Run `mobilenets *argv` and kill -9 it as soon as `ready()` is true."""
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenets", *map(str, argv)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, f"{what} ended before the kill"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL

@@ -316,27 +316,14 @@ def test_compare_with_data_retrains_and_shows_confusions(tmp_path):
 def test_kill_9_mid_conversion_leaves_no_half_file_and_the_rerun_cleans_up(tmp_path):
     """SIGKILL compare while it converts: no file under a final name is half written, and the
     same command run again finishes the candidate and removes the killed run's scratch folder."""
-    import signal
-    import subprocess
-    import sys
-    import time
+    from _debris import kill_9_when
 
     out = tmp_path / "out"
     argv = ["compare", "v1-0.25-32", "--runs", "2", "--warmup", "0", "--out", str(out),
             "--no-report", "--format", "json"]
-    proc = subprocess.Popen([sys.executable, "-m", "mobilenets", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     models = out / "models" / "v1-0.25-32"
-    try:
-        deadline = time.monotonic() + 300
-        while not any(models.glob(".convert.tmp-*/*")):  # the converter has started writing
-            assert proc.poll() is None and time.monotonic() < deadline, "compare ended before the kill"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # the converter has started writing
+    kill_9_when(argv, lambda: any(models.glob(".convert.tmp-*/*")), "compare")
     debris = list(models.glob(".convert.tmp-*"))
     assert debris  # what the killed run left
     for name in ("float32.tflite", "int8.tflite"):  # whole or absent

@@ -494,10 +494,7 @@ def test_leftovers_of_a_killed_export_are_cleaned(tmp_path):
 def test_kill_9_during_reexport_keeps_the_old_set(exported, run, tmp_path):
     """SIGKILL a re-export once its new float32 file is written: the old set (float32 and
     int8, config.json's sha256 sums) is untouched, and the next export cleans up."""
-    import signal
-    import subprocess
-    import sys
-    import time
+    from _debris import kill_9_when
 
     out = tmp_path / "export"
     shutil.copytree(run / "export", out)  # the module's full set: four modes and a report
@@ -505,19 +502,8 @@ def test_kill_9_during_reexport_keeps_the_old_set(exported, run, tmp_path):
     before_files = _consistent(out)
     # A different model makes different files: a mixed set would show.
     other = make_run(tmp_path / "other", make_folder(tmp_path / "colours"), seed=1)
-    proc = subprocess.Popen([sys.executable, "-m", "mobilenets", "export", str(other), "--out", str(out),
-                             "--quantize", "none,int8", "--calibration-size", "20"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not any(tmp_path.glob(".export.staging-*/model_float32.tflite")):
-            assert proc.poll() is None and time.monotonic() < deadline, "export ended before the kill"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_9_when(["export", other, "--out", out, "--quantize", "none,int8", "--calibration-size", "20"],
+                lambda: any(tmp_path.glob(".export.staging-*/model_float32.tflite")), "export")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert _consistent(out) == before_files
     assert list(tmp_path.glob(".export.staging-*"))  # what the killed run left
