@@ -377,6 +377,19 @@ def test_gender_dataset_accepts_both_layouts(tmp_path):
     assert other != folder and other.parent == cache
 
 
+def test_converted_trees_and_face_crops_go_under_xdg_cache_home(tmp_path, monkeypatch):
+    from mobilenets.data import ImageFolder
+    from mobilenets.faces import face_cropped
+
+    monkeypatch.delenv("MOBILENETS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    write_imdb_wiki(tmp_path / "wiki")
+    folder = gender_dataset(tmp_path / "wiki")
+    assert folder.parent == tmp_path / "xdg" / "mobilenets" / "gender"
+    cropped, _ = face_cropped(ImageFolder(folder, 0, 0))
+    assert cropped.root.parent == tmp_path / "xdg" / "mobilenets" / "faces"
+
+
 def test_gender_dataset_errors(tmp_path):
     (tmp_path / "random").mkdir()
     with pytest.raises(MobilenetsError, match="not a gender dataset"):

@@ -1,4 +1,5 @@
-"""What the library asks of the machine it runs on: versions, cores, native stderr, progress, error text.
+"""What the library asks of the machine it runs on: versions, cores, the cache folder, native stderr,
+progress, error text.
 
     with quiet_native_stderr(), progress_bar("classifying", total=len(paths)) as bar:
         ...
@@ -16,6 +17,7 @@ import contextlib
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 
 def first_line(e: BaseException, prefer: str | None = None, limit: int | None = None) -> str:
@@ -62,6 +64,18 @@ def package_versions(*names: str) -> dict[str, str]:
     """
     found = {name: package_version(name) for name in names}
     return {name: v for name, v in found.items() if v is not None}
+
+
+def cache_home() -> Path:
+    """Where mobilenets caches data: `$MOBILENETS_CACHE`, else `$XDG_CACHE_HOME/mobilenets`,
+    else `~/.cache/mobilenets`.
+
+    The one cache root: extracted archives, converted IMDB-WIKI trees and
+    face crops all go below it, so one variable moves them all.
+    """
+    if os.environ.get("MOBILENETS_CACHE"):
+        return Path(os.environ["MOBILENETS_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "mobilenets"
 
 
 def usable_cores() -> int:

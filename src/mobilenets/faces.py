@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets.data import IMAGE_EXTENSIONS
+from mobilenets.env import cache_home
 from mobilenets.errors import MobilenetsError
 from mobilenets.imagetree import (REPORT_NAME, as_rgb, atomic_tree, check_dst, expand_box,
                                   parallel_map, read_image, save_image)
@@ -470,12 +471,12 @@ def face_cropped(data, validation_percent: float = 10, test_percent: float = 10,
         data: an opened `mobilenets.data.ImageFolder`.
         validation_percent, test_percent: as for `ImageFolder`.
         margin: see `FaceCropper`.
-        cache_dir: parent of the cropped trees (default: the data cache).
+        cache_dir: parent of the cropped trees (default: `mobilenets.env.cache_home()`).
 
     Returns:
         (`ImageFolder` of the cropped tree, the face report dict)
     """
-    from mobilenets.data import ImageFolder, cache_home
+    from mobilenets.data import ImageFolder
 
     root = getattr(data, "root", None)
     if root is None:

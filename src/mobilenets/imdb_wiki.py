@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenets.env import cache_home
 from mobilenets.errors import MobilenetsError
 from mobilenets.imagetree import (REPORT_NAME, as_rgb, atomic_tree, check_dst, expand_box,
                                   parallel_map, read_image, save_image)
@@ -270,8 +271,8 @@ def gender_dataset(
 
     Args:
         path: the folder or `.mat` file.
-        cache_dir: where converted trees go (default: `$MOBILENETS_CACHE`,
-            else `~/.cache/mobilenets`, plus `/gender`).
+        cache_dir: where converted trees go (default:
+            `mobilenets.env.cache_home()/gender`).
         crop: see `imdb_wiki_to_folder`.
         margin: see `imdb_wiki_to_folder`.
         min_face_score: see `load_imdb_wiki`.
@@ -295,7 +296,7 @@ def gender_dataset(
     key = hashlib.sha256(json.dumps(
         [str(mat_path.resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True
     ).encode()).hexdigest()[:12]
-    root = Path(cache_dir) if cache_dir is not None else _cache_root() / "gender"
+    root = Path(cache_dir) if cache_dir is not None else cache_home() / "gender"
     dst = root / f"{mat_path.parent.name}-{mat_path.stem}-{key}"
     if not (dst / REPORT_NAME).is_file():
         try:
@@ -304,7 +305,3 @@ def gender_dataset(
             if not (dst / REPORT_NAME).is_file():  # else a concurrent run finished it first
                 raise
     return dst
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("MOBILENETS_CACHE") or "~/.cache/mobilenets").expanduser()

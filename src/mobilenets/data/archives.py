@@ -13,18 +13,11 @@ from pathlib import Path
 
 from mobilenets.artifacts import remove_stale, scratch_dir
 from mobilenets.data.base import SPLIT_FOLDERS
-from mobilenets.env import first_line, progress_bar
+from mobilenets.env import cache_home, first_line, progress_bar
 from mobilenets.errors import MobilenetsError
 
 # tarfile's filter errors (Python >= 3.10.12); older Pythons get our own checks.
 _FilterError = getattr(tarfile, "FilterError", tarfile.TarError)
-
-
-def cache_home() -> Path:
-    """Where mobilenets caches data: `$MOBILENETS_CACHE`, else `~/.cache/mobilenets`."""
-    if os.environ.get("MOBILENETS_CACHE"):
-        return Path(os.environ["MOBILENETS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mobilenets"
 
 
 def extract_archive(archive: "str | os.PathLike", cache_dir: "str | os.PathLike | None" = None,
