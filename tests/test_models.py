@@ -80,3 +80,14 @@ def test_full_model_h5_gives_imagenet_predictions(shared):
 def test_bad_weights_path():
     with pytest.raises(MobilenetsError, match="weights file not found"):
         build_model("v1-0.25-32", classes=2, weights="/nonexistent.h5", head="new")
+
+
+def test_a_keras_refusal_without_a_message_is_still_one_line(monkeypatch):
+    import keras
+
+    def refuse(**kwargs):
+        raise ValueError()
+
+    monkeypatch.setattr(keras.applications, "MobileNet", refuse)
+    with pytest.raises(MobilenetsError, match=r"^cannot build v1-0\.25-128: ValueError$"):
+        build_model("v1-0.25-128")

@@ -169,7 +169,7 @@ def build_model(
     try:
         base = _application(spec, **app_kwargs)
     except ValueError as e:
-        raise MobilenetsError(f"cannot build {spec.name}: {str(e).splitlines()[0]}") from None
+        raise MobilenetsError(f"cannot build {spec.name}: {first_line(e)}") from None
 
     if weights is not None:
         _load_weights(base, spec, weights, include_top=include_top, classes=classes)
