@@ -201,6 +201,18 @@ def test_missing_opencv_is_a_one_line_install_hint(monkeypatch):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("failure", ['raise ImportError("libGL.so.1: cannot open shared object file")',
+                                     "import mobilenets_no_such_module"])
+def test_a_broken_opencv_says_why_itself(tmp_path, monkeypatch, failure):
+    """Only a missing OpenCV gets the install hint; an ImportError from inside it surfaces."""
+    (tmp_path / "cv2").mkdir()
+    (tmp_path / "cv2" / "__init__.py").write_text(failure + "\n")
+    monkeypatch.delitem(sys.modules, "cv2")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match="libGL|mobilenets_no_such_module"):
+        FaceCropper()
+
+
 # ---------------------------------------------------------------- folders
 
 
@@ -388,6 +400,19 @@ def test_converted_trees_and_face_crops_go_under_xdg_cache_home(tmp_path, monkey
     assert folder.parent == tmp_path / "xdg" / "mobilenets" / "gender"
     cropped, _ = face_cropped(ImageFolder(folder, 0, 0))
     assert cropped.root.parent == tmp_path / "xdg" / "mobilenets" / "faces"
+
+
+def test_missing_scipy_is_a_one_line_install_hint_and_a_broken_one_surfaces(tmp_path, monkeypatch):
+    import types
+
+    mat = write_imdb_wiki(tmp_path / "wiki")
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # what the import sees when SciPy is not installed
+    with pytest.raises(MobilenetsError, match="pip install") as e:
+        load_imdb_wiki(mat)
+    assert "\n" not in str(e.value)
+    monkeypatch.setitem(sys.modules, "scipy.io", types.ModuleType("scipy.io"))  # installed, but no loadmat
+    with pytest.raises(ImportError, match="loadmat"):
+        load_imdb_wiki(mat)
 
 
 def test_gender_dataset_errors(tmp_path):

@@ -57,9 +57,11 @@ _INSTALL_HINT = 'pip install "opencv-python-headless>=4.8,<5"'
 def _cv2():
     try:
         import cv2
-    except ImportError as e:
+    except ModuleNotFoundError as e:
+        if e.name != "cv2":  # an OpenCV that is there but broken says why itself
+            raise
         raise MobilenetsError(
-            f"face detection needs OpenCV with its Haar cascades ({e}); install it: {_INSTALL_HINT}"
+            f"face detection needs OpenCV with its Haar cascades, which is not installed: {_INSTALL_HINT}"
         ) from None
     return cv2
 

@@ -133,8 +133,11 @@ def _read_mat(mat_path: Path) -> dict:
     """The .mat's struct fields as flat Python lists, one entry per photo."""
     try:
         from scipy.io import loadmat
-    except ImportError:
-        raise MobilenetsError('reading IMDB-WIKI .mat files needs SciPy: pip install "scipy>=1.11"') from None
+    except ModuleNotFoundError as e:
+        if e.name not in ("scipy", "scipy.io"):  # a SciPy that is there but broken says why itself
+            raise
+        raise MobilenetsError('reading IMDB-WIKI .mat files needs SciPy, which is not installed: '
+                              'pip install "scipy>=1.11"') from None
     try:
         mat = loadmat(str(mat_path))
     except NotImplementedError:
