@@ -47,8 +47,6 @@ from mobilenets.imdb_wiki import (GENDER_CLASSES, FaceRecord, find_mat, gender_d
 from mobilenets.specs import parse_spec
 
 CASCADE = "haarcascade_frontalface_default.xml"
-# The old name of data's list: a crop is written only where the folder pipeline will read it.
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 EMOTION_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 _INSTALL_HINT = 'pip install "opencv-python-headless>=4.8,<5"'

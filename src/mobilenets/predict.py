@@ -51,7 +51,6 @@ from mobilenets.tflite import (CONFIG_KEY, MOBILENET_RANGE, PIXEL_RANGE, labels_
                                parse_range, read_metadata, standard_metadata)
 
 DEFAULT_TOP_K = 5
-INPUT_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
 
 
 # --------------------------------------------------------------- labels
@@ -124,11 +123,6 @@ class Classifier:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities `(N, classes)` for uint8 images `(N, h, w, 3)`."""
         raise NotImplementedError
-
-    def describe(self) -> str:
-        rng = "raw pixels" if self.input_range is None else f"pixels -> {self.input_range}"
-        return f"{self.name} ({self.kind}, {self.input_size[0]}x{self.input_size[1]}, {rng}, " \
-               f"{len(self.labels)} classes)"
 
     def info(self) -> dict:
         """What the model is, JSON-ready: `path`, `kind`, `input_size`, `input_range`,

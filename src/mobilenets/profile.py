@@ -69,10 +69,6 @@ class Profile:
             d.pop("metadata")
         return d
 
-    @property
-    def mmacs(self) -> float:
-        return self.macs / 1e6
-
 
 def profile(target, classes: int = 1000) -> Profile:
     """Profile a model.
