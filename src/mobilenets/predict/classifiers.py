@@ -1,9 +1,10 @@
-"""Classify images with a run, a .keras/.h5 model or any .tflite classifier.
+"""Load a run, a .keras/.h5 model or any .tflite classifier as a `Classifier`.
 
-    mobilenets predict runs/pets/export/model_int8.tflite photos/ --top-k 3 --json
+    clf = load_classifier("model_int8.tflite", input_range="-1,1", threads=2)
+    probs = clf.predict(uint8_images)          # (N, classes)
 
-A model is loaded once as a `Classifier`, which takes uint8 RGB images at the
-model's resolution and returns class probabilities:
+A `Classifier` takes uint8 RGB images at the model's resolution and returns
+class probabilities:
 
 * our exports (and run directories) carry their labels and input range;
 * a third-party .tflite is read from its tensors: input size, dtype and
@@ -17,87 +18,24 @@ model's resolution and returns class probabilities:
 A float input with standard TFLite Metadata gets the range its
 NormalizationOptions give ((0 - mean) / std to (255 - mean) / std).
 
-Labels come from `--labels FILE`, else the model (our metadata, or the
-TFLite Metadata labels file zipped onto the .tflite), else `labels.txt`
-beside it. A labels list one shorter than the outputs gets `background` as
-class 0 (the TF-slim convention); a list that starts with `background` and
-is one longer loses it.
-
-Folders are walked recursively and stream through `predict_files`: images
-are decoded in a thread pool while the model runs, at most a few batches
-ahead, so memory stays flat for any number of files. An unreadable file
-gives an error record and the others go on; the CLI exits 0 when at least
-one image was classified and 2 when none could be.
+Labels come from `labels` (`--labels FILE`), else the model (our metadata,
+or the TFLite Metadata labels file zipped onto the .tflite), else
+`labels.txt` beside it, aligned by `mobilenets.predict.labels`.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
 from mobilenets import artifacts
-from mobilenets.env import progress_bar
 from mobilenets.errors import MobilenetsError
-# The file contract (ranges, opening a .tflite) is mobilenets.tflite's;
-# `open_interpreter` stays importable from here.
+from mobilenets.predict.labels import align_labels, read_labels
 from mobilenets.tflite import (CONFIG_KEY, MOBILENET_RANGE, PIXEL_RANGE, labels_in, open_interpreter,
                                parse_range, read_metadata, standard_metadata)
-
-DEFAULT_TOP_K = 5
-
-
-# --------------------------------------------------------------- labels
-
-
-def read_labels(path: "str | os.PathLike") -> list[str]:
-    """Labels from a text file, one per line (blank lines skipped).
-
-    Args:
-        path: the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MobilenetsError(f"no such labels file: {path}")
-    try:
-        return _label_lines(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError as e:
-        raise MobilenetsError(f"cannot read labels file {path}: {e.strerror}") from None
-
-
-def _label_lines(text: str) -> list[str]:
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
-
-
-def align_labels(labels: list[str] | None, outputs: int, source: str = "labels") -> list[str]:
-    """Labels that index the model's outputs one to one.
-
-    Args:
-        labels: the labels found, or None (then `"0"`, `"1"`, ... are used).
-        outputs: the number of model outputs.
-        source: where the labels came from, for the error message.
-
-    Raises:
-        MobilenetsError: the counts cannot be reconciled.
-    """
-    if labels is None:
-        return [str(i) for i in range(outputs)]
-    if len(labels) == outputs:
-        return list(labels)
-    if len(labels) == outputs - 1:
-        return ["background"] + list(labels)
-    if len(labels) == outputs + 1 and labels[0].strip().lower() == "background":
-        return list(labels[1:])
-    raise MobilenetsError(f"{source} has {len(labels)} labels but the model has {outputs} outputs")
-
-
-# --------------------------------------------------------------- classifiers
 
 
 class Classifier:
@@ -358,174 +296,3 @@ def load_classifier(model: "str | os.PathLike", labels=None, input_range=None,
         return KerasClassifier(path, labels, rng, threads)
     raise MobilenetsError(f"unsupported model file {path}: expected a run directory, .keras, .h5 "
                           "or .tflite")
-
-
-# --------------------------------------------------------------- files
-
-
-def list_images(inputs: Iterable["str | os.PathLike"]) -> list[Path]:
-    """Image files from files and folders (folders recursively, sorted).
-
-    A named file is kept whatever its extension (it will be reported if it
-    is not an image); inside folders only image extensions are taken. A name
-    that does not exist is kept too, so it is reported per file, and so are
-    broken (dangling or looping) symbolic links inside folders.
-
-    Args:
-        inputs: files and folders.
-
-    Raises:
-        MobilenetsError: nothing to classify.
-    """
-    from mobilenets.data import IMAGE_EXTENSIONS
-
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*")
-                          if f.suffix.lower() in IMAGE_EXTENSIONS and (f.is_file() or _broken_link(f))
-                          and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        else:
-            out.append(p)
-    if not out:
-        raise MobilenetsError(f"no images in {', '.join(map(str, inputs))}")
-    return out
-
-
-def _broken_link(path: Path) -> bool:
-    return path.is_symlink() and not path.exists()
-
-
-def top_k(probs: np.ndarray, labels: list[str], k: int = DEFAULT_TOP_K) -> list[dict]:
-    """The k best classes of one probability row, best first.
-
-    Args:
-        probs: `(classes,)` probabilities.
-        labels: one label per class.
-        k: how many (capped at the number of classes).
-    """
-    k = max(1, min(int(k), len(probs)))
-    best = np.argsort(-probs, kind="stable")[:k]
-    return [{"label": labels[i], "index": int(i), "score": round(float(probs[i]), 5)} for i in best]
-
-
-def _decode(path: Path, size: tuple[int, int], cropper=None) -> tuple[np.ndarray, bool | None]:
-    """The image at the model's size, cropped to its largest face with a cropper."""
-    from mobilenets.data import load_image, resize_images
-
-    if cropper is None:
-        return load_image(path, size), None
-    face, found = cropper.crop(load_image(path))
-    return resize_images(face[None], size)[0], found
-
-
-def predict_files(classifier: Classifier, paths: list[Path], k: int = DEFAULT_TOP_K,
-                  batch_size: int = 16, workers: int | None = None,
-                  progress: bool | None = None, faces=None) -> Iterator[dict]:
-    """Classify files, streaming: decode in threads while the model runs.
-
-    Args:
-        classifier: from `load_classifier`.
-        paths: image files (see `list_images`).
-        k: classes per image.
-        batch_size: images per model call.
-        workers: decoding threads (default: CPU count, at least 2).
-        progress: draw a progress bar on stderr (default: when it is a terminal).
-        faces: a `mobilenets.faces.FaceCropper`: classify each image's
-            largest face (the whole image when none is found; rows then
-            carry `"face": false`).
-
-    Yields:
-        In input order, `{"path", "label", "score", "top_k": [{"label", "index",
-        "score"}]}` for each image or `{"path", "error"}` for each file that
-        could not be read.
-    """
-    from mobilenets.data import BadImage
-
-    if k < 1:
-        raise MobilenetsError(f"--top-k must be >= 1. Received {k}")
-    if batch_size < 1:
-        raise MobilenetsError(f"--batch-size must be >= 1. Received {batch_size}")
-    workers = workers or max(2, os.cpu_count() or 2)
-    window = max(2 * batch_size, 4 * workers)  # decoded images waiting, at most
-    size = classifier.input_size
-    todo = iter(paths)
-    pending: collections.deque = collections.deque()
-
-    def fill():
-        while len(pending) < window:
-            p = next(todo, None)
-            if p is None:
-                return
-            pending.append((p, pool.submit(_decode, p, size, faces)))
-
-    def run(batch):
-        probs = classifier.predict(np.stack([im for _, (im, _) in batch]))
-        for (p, (_, found)), row in zip(batch, probs):
-            best = top_k(row, classifier.labels, k)
-            result = {"path": str(p), "label": best[0]["label"], "score": best[0]["score"], "top_k": best}
-            if found is not None:
-                result["face"] = found
-            yield result
-
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            progress_bar("classifying", len(paths), progress, min_total=2) as bar:
-        fill()
-        batch: list = []
-        while pending:
-            path, future = pending.popleft()
-            fill()
-            try:
-                batch.append((path, future.result()))
-            except (BadImage, MobilenetsError, OSError) as e:
-                if batch:
-                    yield from run(batch)
-                    bar.advance(len(batch))
-                    batch = []
-                reason = getattr(e, "reason", None) or str(e)
-                bar.advance(1)
-                yield {"path": str(path), "error": reason}
-                continue
-            if len(batch) >= batch_size:
-                yield from run(batch)
-                bar.advance(len(batch))
-                batch = []
-        if batch:
-            yield from run(batch)
-            bar.advance(len(batch))
-
-
-def format_result(result: dict) -> str:
-    """One line of text for a result record (prediction or error).
-
-    Args:
-        result: a record from `predict_files`.
-    """
-    from mobilenets.results import one_line
-
-    path = one_line(result["path"])  # a newline in a file name would break the line
-    if "error" in result:
-        return f"{path}: error: {one_line(result['error'])}"
-    best = ", ".join(f"{r['label']} {r['score']:.3f}" for r in result["top_k"])
-    return f"{path}: {best}"
-
-
-def write_predictions(results: Iterable[dict], json_lines: bool = False, file=None) -> dict:
-    """Print results as they come: text lines or JSON lines.
-
-    Args:
-        results: records from `predict_files`.
-        json_lines: one JSON object per line instead of text.
-        file: where to write (default stdout).
-
-    Returns:
-        `{"images", "predicted", "errors"}` counts.
-    """
-    counts = {"images": 0, "predicted": 0, "errors": 0}
-    for r in results:
-        counts["images"] += 1
-        counts["errors" if "error" in r else "predicted"] += 1
-        # sys.stdout is looked up per line: a progress bar redirects it while it runs.
-        print(json.dumps(r) if json_lines else format_result(r), file=file or sys.stdout, flush=True)
-    return counts
