@@ -95,8 +95,8 @@ _thread_counts = _value(lambda t: tuple(dict.fromkeys(int(n) for n in t.split(",
 
 
 def _input_range(text: str) -> str:
-    """`--input-range LOW,HIGH`, read as predict and export read it (`export.parse_range`)."""
-    from mobilenets.export import parse_range
+    """`--input-range LOW,HIGH`, read as predict and export read it (`tflite.parse_range`)."""
+    from mobilenets.tflite import parse_range
 
     try:
         lo, hi = parse_range(text)
@@ -362,7 +362,7 @@ def _train_config(args, mode: str):
 
 
 def _run_training(args, mode: str):
-    from mobilenets.data import cache_home
+    from mobilenets.data.archives import cache_home
 
     config = _train_config(args, mode)
     if args.logical_cpus:
@@ -731,7 +731,8 @@ def _compare_command(args) -> str:
 
 
 def cmd_compare(args):
-    from mobilenets.compare import candidates, compare
+    from mobilenets.compare.grid import candidates
+    from mobilenets.compare.run import compare
     from mobilenets.results import write_rows
 
     specs = candidates(args.specs, args.grid)
