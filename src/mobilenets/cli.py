@@ -151,31 +151,21 @@ def _add_zoo(sub):
 
 
 def cmd_zoo(args):
+    from mobilenets.env import progress_bar
     from mobilenets.results import write_rows
     from mobilenets.zoo import list_variants, zoo_rows
 
     variants = list_variants(args.version, args.filter)
     if not variants:
         raise MobilenetsError(f"no registry variant matches {args.filter!r}")
-    rows = _with_progress(zoo_rows, variants, "profiling")
+    rows = []
+    with progress_bar("profiling", total=len(variants), min_total=4) as bar:
+        for variant in variants:
+            rows += zoo_rows([variant])
+            bar.advance()
     write_rows(rows, args.format, title="MobileNet zoo", headers={
         "macs_m": "MACs (M)", "weights_mb": "weights (MB)", "imagenet_weights": "ImageNet weights",
         "top1": "top-1 %", "top1_source": "source"})
-
-
-def _with_progress(fn, items, what: str):
-    """Run fn(items) one item at a time behind a progress bar on a terminal."""
-    if not sys.stderr.isatty() or len(items) < 4:
-        return fn(items)
-    from rich.progress import Progress
-
-    out = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task(what, total=len(items))
-        for item in items:
-            out += fn([item])
-            bar.advance(task)
-    return out
 
 
 # -------------------------------------------------------------- profile
