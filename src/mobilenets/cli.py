@@ -766,26 +766,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_tensorflow() -> None:
-    """Set TensorFlow's environment (quiet, oneDNN on) and keep its start-up chatter off the terminal."""
+def _quiet_tensorflow() -> bool:
+    """Set TensorFlow's environment (quiet, oneDNN on) and import it with its start-up chatter muted.
+
+    Returns False when TensorFlow is not installed: reading and timing .tflite files needs only
+    LiteRT. A TensorFlow that is installed but does not import is a `MobilenetsError`, since
+    every later failure would hide the reason (its native messages went to the muted stderr).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # TensorFlow's oneDNN kernels: on by default only on AVX-512-class CPUs;
-    # ~1.4x faster training here on AVX2 too (`mobilenets.train.onednn_enabled`).
+    # TensorFlow's oneDNN kernels: on by default only on AVX-512-class CPUs, yet faster for
+    # training on AVX2 too (`mobilenets.train.onednn_enabled`).
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules:
-        return
+        return sys.modules["tensorflow"] is not None
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
         import tensorflow  # noqa: F401
-    except ImportError:
-        pass
+    except ImportError as e:
+        if _is_tensorflow_missing(e):
+            return False
+        from mobilenets.env import first_line
+
+        raise MobilenetsError(f"TensorFlow is installed but does not import: {first_line(e)} "
+                              f"(reinstall it: {_TENSORFLOW_PIP})") from None
     finally:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
+    return True
+
+
+_TENSORFLOW_PIP = "pip install 'tensorflow-cpu==2.21.*'"
+
+
+def _is_tensorflow_missing(e: BaseException) -> bool:
+    """True when `e` is the import of TensorFlow itself failing: it is not installed."""
+    return isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == "tensorflow"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -794,9 +813,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    _quiet_tensorflow()
+    tensorflow = None
     try:
+        tensorflow = _quiet_tensorflow()
         status = args.func(args)
+    except ModuleNotFoundError as e:
+        if tensorflow is not False or not _is_tensorflow_missing(e):
+            raise
+        print(f"mobilenets {args.command}: error: this needs TensorFlow, which is not installed "
+              f"(only .tflite files can be used without it; {_TENSORFLOW_PIP})", file=sys.stderr)
+        return EXIT_USAGE
     except MobilenetsError as e:
         print(f"mobilenets {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
