@@ -364,3 +364,15 @@ def test_a_tensorflow_that_does_not_import_is_a_one_line_error(tmp_path):
     assert r.stderr == ("mobilenets profile: error: TensorFlow is installed but does not import: "
                         "libtensorflow_framework.so.2: cannot open shared object file "
                         "(reinstall it: pip install 'tensorflow-cpu==2.21.*')\n")
+
+
+def test_help_and_parsing_load_no_tensorflow():
+    # The library loads when a command runs: `mobilenets --help` answers at once.
+    code = ("import sys; from mobilenets.cli import build_parser, main\n"
+            "for argv in (['--help'], ['zoo', '--help'], ['compare', '--help']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit: pass\n"
+            "build_parser().parse_args(['retrain', 'digits', '--epochs', '3'])\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stderr == "[]\n"
