@@ -1,6 +1,7 @@
 """The CLI: real examples, JSON output, one-line errors with exit code 2."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -328,3 +329,50 @@ def test_evaluate_says_which_files_it_takes(name, hint, tmp_path, capsys):
                           "model file") and hint in err and f"Received {tmp_path / name}" in err
     assert ".keras, .h5 or .tflite" not in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def _cli_without_tensorflow(argv, tmp_path, broken: bool = False):
+    """`mobilenets ARGV` in a fresh process where TensorFlow is not installed, or installed broken."""
+    if broken:
+        (tmp_path / "tensorflow").mkdir()
+        (tmp_path / "tensorflow" / "__init__.py").write_text(
+            'raise ImportError("libtensorflow_framework.so.2: cannot open shared object file")')
+        code = "import sys; from mobilenets.cli import main; sys.exit(main(sys.argv[1:]))"
+    else:
+        code = ("import sys; sys.modules['tensorflow'] = None; "  # what `import tensorflow` sees when absent
+                "from mobilenets.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+
+
+def test_without_tensorflow_tflite_files_still_work_and_the_rest_says_why_in_one_line(shared, tmp_path):
+    models = shared / "models"
+    r = _cli_without_tensorflow(["predict", str(models / "mobilenet_v1_0.25_128_quant.tflite"),
+                                 str(models / "parrot.jpg"), "--top-k", "1",
+                                 "--labels", str(models / "imagenet_labels.txt")], tmp_path)
+    assert r.returncode == 0 and "macaw" in r.stdout and r.stderr == ""
+    r = _cli_without_tensorflow(["profile", "v1-0.25-32"], tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == ("mobilenets profile: error: this needs TensorFlow, which is not installed (only "
+                        ".tflite files can be used without it; pip install 'tensorflow-cpu==2.21.*')\n")
+
+
+def test_a_tensorflow_that_does_not_import_is_a_one_line_error(tmp_path):
+    r = _cli_without_tensorflow(["profile", "v1-0.25-32"], tmp_path, broken=True)
+    assert r.returncode == 2
+    assert r.stderr == ("mobilenets profile: error: TensorFlow is installed but does not import: "
+                        "libtensorflow_framework.so.2: cannot open shared object file "
+                        "(reinstall it: pip install 'tensorflow-cpu==2.21.*')\n")
+
+
+def test_help_and_parsing_load_no_tensorflow():
+    # The library loads when a command runs: `mobilenets --help` answers at once.
+    code = ("import sys; from mobilenets.cli import build_parser, main\n"
+            "for argv in (['--help'], ['zoo', '--help'], ['compare', '--help']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit: pass\n"
+            "build_parser().parse_args(['retrain', 'digits', '--epochs', '3'])\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stderr == "[]\n"
