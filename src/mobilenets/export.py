@@ -265,7 +265,12 @@ def _xnnpack_hard_swish(x):
     return keras.ops.relu6(x + 3.0) * (x * (1.0 / 6.0))
 
 
-def _has_hard_swish(model) -> bool:
+def has_hard_swish(model) -> bool:
+    """Whether a Keras model has a hard-swish Activation (V3 does), which `int8_friendly` rewrites.
+
+    Args:
+        model: a Keras model; only its top-level layers are looked at.
+    """
     return any(_is_hard_swish(layer) for layer in model.layers)
 
 
@@ -285,7 +290,7 @@ def int8_friendly(model):
     """
     import keras
 
-    if not _has_hard_swish(model):
+    if not has_hard_swish(model):
         return model
 
     def clone(layer):
@@ -613,7 +618,7 @@ def export(target, out_dir=None, quantize=None, io: str | None = None, formats=N
                 if mode == "int8":
                     calib = calibration_images(calib_data, source.image_size, calibration_size, cfg)
                     model = source.model
-                    if _has_hard_swish(model):
+                    if has_hard_swish(model):
                         model = int8_friendly(model)
                         extra["hard_swish"] = "relu6(x + 3) * (x / 6): int8 HARD_SWISH is not XNNPACK-delegated"
                     extra["int8_method"] = int8_method
