@@ -16,10 +16,11 @@ from ai_edge_litert.interpreter import Interpreter
 from _tiny import make_folder, make_run
 from mobilenets.cli import main
 from mobilenets.errors import MobilenetsError
-from mobilenets.export import (CONFIG_KEY, LABELS_KEY, TFLITE_NAMES, convert, embed_metadata, export,
-                               float_ops, load_source, parse_quantize, read_metadata, save_traced)
+from mobilenets.export import TFLITE_NAMES, convert, export, load_source, parse_quantize, save_traced
 from mobilenets.predict import TFLiteClassifier, open_interpreter
-from mobilenets.tflite import ClassifierInfo, split_zip, standard_metadata, write_metadata
+from mobilenets.profile import float_ops
+from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, ClassifierInfo, embed_metadata, read_metadata, split_zip,
+                               standard_metadata, write_metadata)
 
 
 @pytest.fixture(scope="module")
