@@ -117,7 +117,8 @@ def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
     """
     import keras
 
-    from mobilenets.export import convert, has_hard_swish, int8_friendly, save_traced
+    from mobilenets.export.conversion import convert, save_traced
+    from mobilenets.export.quantization import has_hard_swish, int8_friendly
     from mobilenets.models import build_model
     from mobilenets.specs import parse_spec
 
