@@ -16,10 +16,12 @@ from ai_edge_litert.interpreter import Interpreter
 from _tiny import make_folder, make_run
 from mobilenets.cli import main
 from mobilenets.errors import MobilenetsError
-from mobilenets.export import (CONFIG_KEY, LABELS_KEY, TFLITE_NAMES, convert, embed_metadata, export,
-                               float_ops, load_source, parse_quantize, read_metadata, save_traced)
+from mobilenets.export import (TFLITE_NAMES, convert, export, has_hard_swish, int8_friendly, load_source,
+                               parse_quantize, save_traced)
 from mobilenets.predict import TFLiteClassifier, open_interpreter
-from mobilenets.tflite import ClassifierInfo, split_zip, standard_metadata, write_metadata
+from mobilenets.profile import float_ops
+from mobilenets.tflite import (CONFIG_KEY, LABELS_KEY, ClassifierInfo, embed_metadata, read_metadata, split_zip,
+                               standard_metadata, write_metadata)
 
 
 @pytest.fixture(scope="module")
@@ -251,50 +253,6 @@ def test_parity_images_are_disjoint_from_calibration_on_real_data(shared):
     assert len(few) == 100 and set(few_splits) == {"test", "val"}
 
 
-def test_intervals():
-    from mobilenets.export import accuracy_drop, wilson_interval
-
-    low, high = wilson_interval(60, 65)
-    assert (round(low, 4), round(high, 4)) == (0.8322, 0.9667)
-    # Fagerland et al.'s example (airway hyper-responsiveness, Bentur 2009): 1 both, 1 first
-    # only, 7 second only, 12 neither.
-    ref = np.array([1, 1] + [0] * 7 + [0] * 12, bool)
-    new = np.array([1, 0] + [1] * 7 + [0] * 12, bool)
-    drop, low, high = accuracy_drop(ref, new)
-    assert (round(drop, 3), round(low, 3), round(high, 3)) == (-0.286, -0.507, -0.026)
-    # Many images: the paired Wald interval, (b - c) / n ± 1.96 sqrt(b + c - (b - c)^2 / n) / n.
-    ref = np.array([1] * 500 + [1] * 30 + [0] * 10 + [0] * 460, bool)
-    new = np.array([1] * 500 + [0] * 30 + [1] * 10 + [0] * 460, bool)
-    drop, low, high = accuracy_drop(ref, new)
-    half = 1.96 * np.sqrt(40 - 20 ** 2 / 1000) / 1000
-    assert drop == 0.02 and low == pytest.approx(0.02 - half, abs=5e-4)
-    assert high == pytest.approx(0.02 + half, abs=5e-4)
-    # The same predictions: no drop, and an interval that shrinks with the images.
-    same = np.array([1] * 365 + [0] * 275, bool)
-    drop, low, high = accuracy_drop(same, same)
-    assert drop == 0 and -0.005 < low < 0 < high < 0.005
-
-
-def test_parity_failures():
-    from mobilenets.export import parity_failures
-
-    def row(model, agreement, drop):
-        return {"model": model, "format": "tflite", "images": 640, "agreement": agreement,
-                "agreement_low": agreement - 0.01, "agreement_high": min(1, agreement + 0.01),
-                "accuracy_drop": drop, "accuracy_drop_low": drop - 0.01, "accuracy_drop_high": drop + 0.01}
-
-    rows = [{"model": "keras", "format": "keras", "agreement": 1.0, "accuracy_drop": 0.0},
-            row("model_float32.tflite", 1.0, 0.0), row("model_int8.tflite", 0.97, 0.01),
-            row("model_dynamic.tflite", 0.99, 0.02),
-            {"model": "model.onnx", "format": "onnx", "agreement": None, "accuracy_drop": None}]
-    failed = parity_failures(rows, min_agreement=0.98, max_drop=0.01)
-    assert [f["model"] for f in failed] == ["model_int8.tflite", "model_dynamic.tflite"]
-    assert failed[0]["message"] == ("model_int8.tflite: agreement 0.970 [0.960, 0.980] is below 0.98 "
-                                    "(95% intervals, 640 parity images)")
-    assert "accuracy drop 0.020 [0.010, 0.030] is above 0.01" in failed[1]["message"]
-    assert parity_failures(rows, min_agreement=0.9, max_drop=0.02) == []  # 0.02 is not above 0.02
-
-
 def test_gate_warns_names_the_file_and_exits_3(exported, run):
     report = json.loads((run / "export" / "export_report.json").read_text())
     failed = report["gate"]["failed"]
@@ -354,6 +312,17 @@ def test_int8_refuses_float_ops(tmp_path):
     calibration = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), np.uint8)
     with pytest.raises(MobilenetsError, match="int8 export left float ops in the model: .*SIN"):
         convert(saved, "int8", "uint8", calibration)
+
+
+def test_hard_swish_is_found_and_rewritten_to_the_same_function():
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Activation("hard_swish")(keras.layers.Conv2D(2, 1)(inputs)))
+    rewritten = int8_friendly(model)
+    assert has_hard_swish(model) and not has_hard_swish(rewritten)
+    images = np.random.default_rng(0).uniform(-8, 8, (2, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(rewritten(images), model(images), atol=1e-5)
 
 
 def test_saved_model_and_onnx(run, tmp_path):

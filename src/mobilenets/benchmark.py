@@ -117,7 +117,8 @@ def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
     """
     import keras
 
-    from mobilenets.export import _has_hard_swish, convert, int8_friendly, save_traced
+    from mobilenets.export.conversion import convert, save_traced
+    from mobilenets.export.quantization import has_hard_swish, int8_friendly
     from mobilenets.models import build_model
     from mobilenets.specs import parse_spec
 
@@ -132,7 +133,7 @@ def spec_tflite(spec, workdir: "str | os.PathLike", quantize: str = "none",
     if calibration is None:
         calibration = np.random.default_rng(0).integers(0, 256, (16, *spec.input_shape), np.uint8)
     settle_batchnorm(model, calibration)
-    if quantize == "int8" and _has_hard_swish(model) and hard_swish_rewrite:
+    if quantize == "int8" and has_hard_swish(model) and hard_swish_rewrite:
         model = int8_friendly(model)
     saved = save_traced(model, workdir / f"{spec.name}-{tag}.saved")
     io = "uint8" if quantize == "int8" else "float32"

@@ -88,7 +88,7 @@ def _convert_spec(spec: ModelSpec, fmt: str, dest: Path) -> None:
     import keras
 
     from mobilenets.benchmark import spec_tflite
-    from mobilenets.export import quiet_native_stderr
+    from mobilenets.env import quiet_native_stderr
 
     with artifacts.scratch_dir(dest.parent, "convert") as tmp:
         with quiet_native_stderr():
