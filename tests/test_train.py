@@ -863,3 +863,12 @@ def test_a_run_whose_data_moved_says_which_path_is_missing_and_how_to_pass_it(fo
     assert main(["evaluate", str(run), str(moved)]) == 0
     assert main(["retrain", "--resume", str(run), str(moved)]) == 0
     assert "ignoring" not in capsys.readouterr().err
+
+
+def test_a_broken_import_inside_the_package_surfaces_instead_of_hiding_the_face_presets(monkeypatch):
+    # faces is part of the package, not an optional extra: if importing it
+    # fails, that is a bug to see, not a reason to report "unknown preset".
+    monkeypatch.delitem(sys.modules, "mobilenets.faces", raising=False)
+    monkeypatch.setitem(sys.modules, "mobilenets.imagetree", None)  # faces imports it
+    with pytest.raises(ImportError, match="mobilenets.imagetree"):
+        apply_preset(TrainConfig(data="fer"), "emotion")

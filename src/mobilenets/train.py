@@ -130,14 +130,11 @@ def apply_preset(config: TrainConfig, name: str | None, explicit: set[str] = fro
     """Return `config` with preset `name` applied, keeping `explicit` fields."""
     if not name:
         return config
-    presets = dict(PRESETS)
-    try:
-        from mobilenets.faces import PRESETS as FACE_PRESETS
+    from mobilenets.faces import PRESETS as FACE_PRESETS  # ours, always there: a failure here is a bug
 
-        for key, p in FACE_PRESETS.items():
-            presets.setdefault(key, _face_preset(p))
-    except ImportError:
-        pass
+    presets = dict(PRESETS)
+    for key, p in FACE_PRESETS.items():
+        presets.setdefault(key, _face_preset(p))
     if name not in presets:
         raise MobilenetsError(f"unknown preset {name!r}; choose from {', '.join(sorted(presets))}")
     d = config.to_dict()
