@@ -872,3 +872,13 @@ def test_a_broken_import_inside_the_package_surfaces_instead_of_hiding_the_face_
     monkeypatch.setitem(sys.modules, "mobilenets.imagetree", None)  # faces imports it
     with pytest.raises(ImportError, match="mobilenets.imagetree"):
         apply_preset(TrainConfig(data="fer"), "emotion")
+
+
+def test_thread_plan_counts_the_cores_where_the_affinity_mask_cannot_be_read(monkeypatch):
+    def unreadable(pid):
+        raise OSError("sched_getaffinity: not permitted here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", unreadable, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    seed = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "seed-cifar10")
+    assert thread_plan(seed) == (4, 2)  # the machine's 8 cores, as mobilenets.env counts them

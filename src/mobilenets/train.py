@@ -36,6 +36,7 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.augment import Augment
+from mobilenets.env import usable_cores
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import parse_spec
 
@@ -731,19 +732,12 @@ def thread_plan(config: TrainConfig, cores: int | None = None) -> "tuple[int, in
     seed preset's step ~1.4x faster here. Big steps keep TensorFlow's
     default. Only from-scratch runs on one device; measured on 2 cores.
     """
-    cores = cores or _cores()
+    cores = cores or usable_cores()
     if config.mode != "scratch" or config.distribute != "none" or cores < 2:
         return None
     if step_work(config) >= SMALL_STEP_WORK:
         return None
     return max(1, cores // 2), 2
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def apply_thread_plan(config: TrainConfig) -> "tuple[int, int] | None":
