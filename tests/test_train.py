@@ -882,3 +882,23 @@ def test_thread_plan_counts_the_cores_where_the_affinity_mask_cannot_be_read(mon
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     seed = apply_preset(TrainConfig(data="cifar10", arch="v1-0.50-32", mode="scratch"), "seed-cifar10")
     assert thread_plan(seed) == (4, 2)  # the machine's 8 cores, as mobilenets.env counts them
+
+
+def test_an_unreadable_checkpoint_is_named_with_the_first_line_of_the_reason(tmp_path, monkeypatch):
+    import zipfile
+
+    import keras
+
+    from mobilenets.train import load_checkpoint
+
+    path = tmp_path / "train.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", "{}")
+
+    def refuse(p):
+        raise ValueError("Layer 'dense' has an invalid config.   \n  (the rest of Keras's explanation)")
+
+    monkeypatch.setattr(keras.saving, "load_model", refuse)
+    with pytest.raises(MobilenetsError) as e:
+        load_checkpoint(path)
+    assert str(e.value) == f"cannot resume: checkpoint {path} cannot be read: Layer 'dense' has an invalid config."

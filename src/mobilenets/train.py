@@ -36,7 +36,7 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.augment import Augment
-from mobilenets.env import usable_cores
+from mobilenets.env import first_line, usable_cores
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import parse_spec
 
@@ -278,7 +278,7 @@ def load_checkpoint(path: Path):
     try:
         return keras.saving.load_model(path)
     except Exception as e:  # noqa: BLE001 - any failure to read is this file's
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first_line(e)
         if "Lambda" in first:
             raise MobilenetsError(f"cannot resume: checkpoint {path} holds a Lambda layer (Python code), "
                                   f"which safe loading refuses; no run writes one") from None
