@@ -902,3 +902,12 @@ def test_an_unreadable_checkpoint_is_named_with_the_first_line_of_the_reason(tmp
     with pytest.raises(MobilenetsError) as e:
         load_checkpoint(path)
     assert str(e.value) == f"cannot resume: checkpoint {path} cannot be read: Layer 'dense' has an invalid config."
+
+
+def test_a_distributed_retrain_runs_with_the_settings_its_config_json_holds(folder, tmp_path):
+    cfg = tiny(folder, epochs=1, distribute="mirrored")
+    given = cfg.to_dict()
+    run = run_training(cfg, runs_dir=tmp_path / "runs", name="m", cache_dir=tmp_path / "cache")
+    saved = json.loads((run / "config.json").read_text())
+    assert {k: saved[k] for k in given} == given == cfg.to_dict()  # nothing edited after it was written
+    assert not list(tmp_path.glob("cache/features/*.npy"))  # the head trained on images, not features

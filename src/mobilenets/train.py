@@ -1351,8 +1351,6 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
     splits = _split_names(data)
     strategy = _strategy(config)
     state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
-    if strategy is not None and config.mode == "retrain":
-        config.cache_features = False  # features are computed on one device anyway
 
     with _scope(strategy):
         model = build_for_config(config, len(classes))
@@ -1360,6 +1358,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
         aug = Augment.parse(config.augment)
         if "head" not in state["done"]:
             set_trainable(model, 0)
+            # Under a strategy the head trains on images: features would be computed on one device.
             if aug.is_identity and config.cache_features and strategy is None:
                 model = _head_on_features(model, run, config, data, splits, state, cache_dir, started)
             else:
