@@ -40,9 +40,6 @@ from mobilenets.env import first_line, usable_cores
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import parse_spec
 
-PHASES = ("head", "fine_tune", "train")
-
-
 @dataclass
 class TrainConfig:
     """Every setting of a run; saved as `config.json` beside the model.
