@@ -938,8 +938,8 @@ def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, start
                                  augment=None if aug.is_identity else aug, seed=config.seed,
                                  cache_dir=images, drop_remainder=drop), n_cls)
     val = None
-    if splits.get("val"):
-        val = _onehot(_validation_set(data, splits["val"], size, config.batch_size, images,
+    if "val" in splits:
+        val = _onehot(_validation_set(data, "val", size, config.batch_size, images,
                                       strategy), n_cls)
     steps = int(train.cardinality()) if int(train.cardinality()) > 0 else 1
     initial = 0
@@ -1157,9 +1157,7 @@ def _head_on_features(model, run, config, data, splits, state, cache_dir, starte
     n_cls = len(data.classes)
     backbone = keras.Model(model.inputs, model.get_layer(HEAD_LAYERS[0]).output)
     feats, hits = {}, {}
-    for split in ("train", splits.get("val")):
-        if not split:
-            continue
+    for split in ("train", "val") if "val" in splits else ("train",):
         images, labels, _ = data.arrays(split, size, cache_dir=_image_cache(cache_dir))
         if not len(images):  # every file failed to decode: what the image pipeline says then
             raise MobilenetsError(f"the {split!r} split of {data.name} is empty")
@@ -1175,7 +1173,7 @@ def _head_on_features(model, run, config, data, splits, state, cache_dir, starte
     out = keras.layers.Dense(n_cls, activation="softmax", name=HEAD_LAYERS[2])(x)
     head = keras.Model(head_in, out)
     head.get_layer(HEAD_LAYERS[2]).set_weights(model.get_layer(HEAD_LAYERS[2]).get_weights())
-    _fit_head(head, feats["train"], feats.get(splits.get("val")), config, state)
+    _fit_head(head, feats["train"], feats.get("val"), config, state)
     model.get_layer(HEAD_LAYERS[2]).set_weights(head.get_layer(HEAD_LAYERS[2]).get_weights())
     write_history(run / "history.csv", state["history"])
     state["done"].append("head")
@@ -1345,7 +1343,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
     data.write_report(run / "data_report.json")
     classes = list(data.classes)
     artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
-    splits = _split_names(data)
+    splits = data.splits  # as scanned: files that fail to decode later may empty a split
     strategy = _strategy(config)
     state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
 
@@ -1385,11 +1383,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
     return run
 
 
-def _split_names(data) -> dict:
-    return {split: split for split in data.splits}
-
-
-def finish_run(run: Path, model, data, splits: dict, state: dict, started: float,
+def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, started: float,
                image_cache: Path | None = None, flip_tta: bool = False) -> dict:
     """Save the model, evaluate it and write metrics, curves and the summary.
 
