@@ -1147,7 +1147,7 @@ def extract_features(backbone, images: np.ndarray, key: str, cache_dir: Path | N
     return feats, False
 
 
-def _head_on_features(model, run, config, data, splits, state, cache_dir, started):
+def _head_on_features(model, run, config, data, splits, state, cache_dir):
     """Train the new head on cached backbone features (no augmentation)."""
     import keras
 
@@ -1355,7 +1355,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
             set_trainable(model, 0)
             # Under a strategy the head trains on images: features would be computed on one device.
             if aug.is_identity and config.cache_features and strategy is None:
-                model = _head_on_features(model, run, config, data, splits, state, cache_dir, started)
+                model = _head_on_features(model, run, config, data, splits, state, cache_dir)
             else:
                 if not aug.is_identity:
                     print("augmentation is on: bottleneck features are not cached "
