@@ -921,13 +921,12 @@ def _image_cache(cache_dir: Path | None) -> Path | None:
 
 
 def _fit_phase(model, run, phase, config, data, splits, epochs, lr, state, started, strategy,
-               cache_dir=None):
+               aug: Augment, cache_dir=None):
     """Train `model` on the image pipeline for one phase, resumable."""
     import keras
 
     size = (config.spec.height, config.spec.width)
     n_cls = len(data.classes)
-    aug = Augment.parse(config.augment)
     images = _image_cache(cache_dir)
     # No ragged last batch: a step on a 2-image remainder, with BatchNorm
     # using that batch's statistics, wrecked every epoch's end (CIFAR-10's
@@ -1344,13 +1343,13 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
     classes = list(data.classes)
     artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
     splits = data.splits  # as scanned: files that fail to decode later may empty a split
+    aug = Augment.parse(config.augment)
     strategy = _strategy(config)
     state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
 
     with _scope(strategy):
         model = build_for_config(config, len(classes))
     if config.mode == "retrain":
-        aug = Augment.parse(config.augment)
         if "head" not in state["done"]:
             set_trainable(model, 0)
             # Under a strategy the head trains on images: features would be computed on one device.
@@ -1361,7 +1360,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
                     print("augmentation is on: bottleneck features are not cached "
                           "(each epoch sees new images)", file=sys.stderr)
                 model = _fit_phase(model, run, "head", config, data, splits, config.epochs,
-                                   config.learning_rate, state, started, strategy, cache_dir)
+                                   config.learning_rate, state, started, strategy, aug, cache_dir)
         else:
             with _scope(strategy):
                 model = load_checkpoint(run / "checkpoints" / "head.keras")
@@ -1369,10 +1368,10 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, sta
             set_trainable(model, config.fine_tune)
             lr = config.fine_tune_learning_rate or config.learning_rate / 10
             model = _fit_phase(model, run, "fine_tune", config, data, splits,
-                               config.fine_tune_epochs, lr, state, started, strategy, cache_dir)
+                               config.fine_tune_epochs, lr, state, started, strategy, aug, cache_dir)
     else:
         model = _fit_phase(model, run, "train", config, data, splits, config.epochs,
-                           config.learning_rate, state, started, strategy, cache_dir)
+                           config.learning_rate, state, started, strategy, aug, cache_dir)
 
     if strategy is not None:  # evaluate and save a plain, single-device copy
         plain = keras.Model.from_config(model.get_config())
