@@ -122,7 +122,8 @@ def _add_training_flags(p, scratch: bool):
                      help="split the CPU into N devices (to try --distribute mirrored) (default: one device)")
 
 
-def _run_training(args, mode: str):
+def training_run(args, mode: str):
+    """Train what the parsed flags of `retrain` or `train` say; returns the run folder."""
     from mobilenets.data.archives import cache_home
 
     config = train_config(args, mode)
@@ -133,9 +134,12 @@ def _run_training(args, mode: str):
     from mobilenets.train import run_training
 
     cache = None if args.no_cache else (args.cache_dir or cache_home())
-    run = run_training(config, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
-                       cache_dir=cache, random_backbone=False)
-    print(run)
+    return run_training(config, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
+                        cache_dir=cache, random_backbone=False)
+
+
+def _run_training(args, mode: str):
+    print(training_run(args, mode))
 
 
 def add_retrain(sub):
