@@ -1,6 +1,6 @@
 """Tiny real inputs for the export / predict / benchmark tests.
 
-A folder of generated JPEGs and a run directory as train.py writes it
+A folder of generated JPEGs and a run directory as mobilenets.train writes it
 (model.keras taking raw pixels, labels.txt, config.json), built without
 training: these tests are about shipping a model, not about its accuracy.
 A freshly initialised MobileNet's activations shrink layer by layer to ~1e-8
@@ -30,7 +30,7 @@ def make_folder(root: Path, per_class: int = 10, size: int = 40, seed: int = 0) 
 
 
 def make_run(root: Path, data: Path, spec: str = "v1-0.25-32", seed: int = 0) -> Path:
-    """A run directory per the train.py contract, with an untrained model."""
+    """A run directory as mobilenets.train.runs lays it out, with an untrained model."""
     import keras
 
     from mobilenets.benchmark import settle_batchnorm

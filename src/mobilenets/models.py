@@ -25,7 +25,7 @@ from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import ModelSpec, parse_spec
 
-# Layer names of the new head; train.py freezes everything before them.
+# Layer names of the new head; train.build freezes everything before them.
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_predictions")
 PREPROCESS_LAYER = "preprocess"
 

@@ -27,7 +27,7 @@ The package, one module per concern, each importing only those above it here:
     base       `ImageData` (what every dataset offers) and the hash split
     folder     `ImageFolder`
     builtins   digits and CIFAR-10 in memory
-    archives   the cache folder and safe tar extraction
+    archives   safe tar extraction, once, under the cache folder (`env.cache_home`)
     sources    `open_dataset` by name, folder, archive or IMDB-WIKI .mat
 """
 
