@@ -244,6 +244,28 @@ def test_retrain_on_a_random_backbone_is_refused_with_a_pointer_to_train(folder,
     assert not (tmp_path / "runs").exists()  # refused before any run folder is made
 
 
+def test_archives_and_face_crops_go_under_cache_dir_and_nowhere_with_no_cache(folder, tmp_path, monkeypatch):
+    import tarfile
+    import tempfile
+
+    archive = tmp_path / "colours.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="colours")
+    home, scratch = tmp_path / "home", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("MOBILENETS_CACHE", str(home))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    run = run_training(tiny(archive, epochs=1, faces=True), runs_dir=tmp_path / "runs", name="c",
+                       cache_dir=tmp_path / "given")
+    assert json.loads((run / "data_report.json").read_text())["total"] == 3 * 12
+    assert [p.name for p in (tmp_path / "given" / "datasets").iterdir()][0].startswith("colours")
+    assert (tmp_path / "given" / "faces").is_dir() and not home.exists()
+    # No cache: extracted and cropped in a folder of the run's own, gone when it ends.
+    run = run_training(tiny(archive, epochs=1, faces=True), runs_dir=tmp_path / "runs", name="n")
+    assert json.loads((run / "data_report.json").read_text())["total"] == 3 * 12
+    assert not home.exists() and [p for p in scratch.iterdir() if p.name.startswith("mobilenets")] == []
+
+
 def test_faces_step_runs_before_training(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("MOBILENETS_CACHE", str(tmp_path / "cache"))
     run = run_training(tiny(folder, epochs=1, faces=True), runs_dir=tmp_path / "runs", name="f")

@@ -107,8 +107,12 @@ def _add_training_flags(p, scratch: bool):
     run.add_argument("--runs-dir", type=folder, default="runs", help="where runs are made")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (default: start a new one)")
     run.add_argument("--cache-dir", type=folder,
-                     help="bottleneck and image cache (default: $MOBILENETS_CACHE, else ~/.cache/mobilenets)")
-    run.add_argument("--no-cache", action="store_true", help="compute features again, cache nothing")
+                     help="cache of bottleneck features, decoded images, extracted archives and face "
+                          "crops (default: $MOBILENETS_CACHE, else $XDG_CACHE_HOME/mobilenets, "
+                          "else ~/.cache/mobilenets)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="cache nothing: features computed again, archives and face crops made "
+                          "in a temporary folder removed when the run ends")
     run.add_argument("--time-budget", type=positive, metavar="MIN", dest="time_budget_minutes",
                      help="train for MIN minutes: a cosine schedule is fitted to end in time "
                           "(--epochs becomes the most it may use); otherwise stop after the "

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         runs_dir: parent of new run directories.
         name: run name (default: data-spec-timestamp).
         resume: an existing run directory to continue.
-        cache_dir: where bottleneck features are cached (None: no cache).
+        cache_dir: where bottleneck features, extracted archives and face crops are
+            cached (None: nothing cached; archives and crops live in a temporary folder).
         data: an already opened dataset (default: `open_dataset(config.data)`).
         random_backbone: allow a retrain on a randomly initialised backbone
             (`weights="none"`); False refuses it (see `refuse_random_backbone`).
@@ -87,12 +89,16 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         print(f"small training steps: TensorFlow runs {threads[1]} ops at once, "
               f"{threads[0]} thread each", file=sys.stderr)
     keras.utils.set_random_seed(config.seed)
+    # Extracted archives and face crops go under the cache given; with none
+    # (--no-cache) under a folder of this run's own, removed when it ends.
+    scratch = None if cache_dir else Path(tempfile.mkdtemp(prefix="mobilenets-no-cache-"))
+    files_dir = Path(cache_dir) if cache_dir else scratch
     cache_dir = Path(cache_dir) if cache_dir and config.cache_features else None
     if cache_dir:
         for folder in (cache_dir / "features", image_cache(cache_dir)):
             artifacts.remove_stale(folder)
     try:
-        return _train_run(run, config, state, cache_dir, data, started)
+        return _train_run(run, config, state, cache_dir, files_dir, data, started)
     except MobilenetsError:
         if not resume and not (run / "checkpoints" / "state.json").exists():
             # Refused before its first epoch (bad data, a split that decodes to
@@ -107,6 +113,9 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         print(f"\ninterrupted: every finished epoch is saved; continue with "
               f"'mobilenets {command} --resume {run}'", file=sys.stderr)
         raise
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def refuse_random_backbone(config: TrainConfig) -> None:
@@ -123,19 +132,20 @@ def refuse_random_backbone(config: TrainConfig) -> None:
             "--weights imagenet or a weights file")
 
 
-def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, data, started: float) -> Path:
+def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir: Path, data,
+               started: float) -> Path:
     import keras
 
     from mobilenets.data import open_dataset
 
     if data is None:
         data = open_dataset(config.data, validation_percent=config.validation_percent,
-                            test_percent=config.test_percent)
+                            test_percent=config.test_percent, cache_dir=files_dir / "datasets")
     if config.faces:
         from mobilenets.faces import face_cropped
 
         data, faces_report = face_cropped(data, config.validation_percent, config.test_percent,
-                                          cache_dir=cache_dir)
+                                          cache_dir=files_dir)
         artifacts.write_json(run / "faces.json", faces_report)
     data.write_report(run / "data_report.json")
     classes = list(data.classes)
