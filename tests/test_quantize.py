@@ -10,7 +10,8 @@ from _tiny import make_folder, make_run
 from mobilenets.cli import main
 from mobilenets.export import export, load_source
 from mobilenets.predict import load_classifier
-from mobilenets.quantize import HEADROOM, MAX_GAIN, _bn_gain, _consumers, _folding_bn, _kind, _rows, equalize, reconstruct
+from mobilenets.quantize import HEADROOM, MAX_GAIN, equalize, reconstruct
+from mobilenets.quantize.graph import bn_gain, consumer_map, folding_bn, kernel_kind, rows
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +25,19 @@ def tiny(tmp_path_factory):
 
 def _grid_levels(model):
     """Per kernel layer: its BatchNorm-folded kernel in units of the converter's per-channel scale."""
-    consumers = _consumers(model)
+    consumers = consumer_map(model)
     out = {}
     for layer in model.layers:
-        kind = _kind(layer)
+        kind = kernel_kind(layer)
         if not kind:
             continue
-        rows = _rows(layer.kernel.numpy(), kind)
-        bn = _folding_bn(layer, consumers)
+        w = rows(layer.kernel.numpy(), kind)
+        bn = folding_bn(layer, consumers)
         if bn is not None:
-            rows = rows * _bn_gain(bn)[:, None]
-        scale = np.abs(rows).max(axis=1, keepdims=True) / 127.0
+            w = w * bn_gain(bn)[:, None]
+        scale = np.abs(w).max(axis=1, keepdims=True) / 127.0
         scale[scale == 0] = 1.0
-        out[layer.name] = rows / scale
+        out[layer.name] = w / scale
     return out
 
 
@@ -64,7 +65,7 @@ def test_reconstructed_kernels_sit_on_the_int8_grid(tiny, spec):
     root, folder, images = tiny
     model = load_source(make_run(root / spec, folder, spec=spec)).model
     work, reports = reconstruct(model, images)
-    assert len(reports) == sum(1 for layer in model.layers if _kind(layer))
+    assert len(reports) == sum(1 for layer in model.layers if kernel_kind(layer))
     for name, levels in _grid_levels(work).items():
         np.testing.assert_allclose(levels, np.round(levels), atol=2e-3, err_msg=name)
     # Over the network, the refit kernels reproduce the float layers better than rounding does.
