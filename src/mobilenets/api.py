@@ -24,6 +24,7 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
+from mobilenets.rundir import LABELS, METRICS, MODEL, read_labels
 
 # Flags that choose how the command prints its answer; a Python caller gets the answer itself.
 _PRINTING = {"json", "format", "help"}
@@ -181,14 +182,8 @@ class Run:
         self.path = path
         self.name = path.name
         self.config = load_run_config(path)
-        self.labels = self._labels()
-        self.model_path = path / "model.keras"
-
-    def _labels(self) -> list[str]:
-        from mobilenets.predict import read_labels
-
-        file = self.path / "labels.txt"
-        return read_labels(file) if file.is_file() else []
+        self.labels = read_labels(path / LABELS) if (path / LABELS).is_file() else []
+        self.model_path = path / MODEL
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
@@ -203,7 +198,7 @@ class Run:
     @property
     def complete(self) -> bool:
         """Whether training finished: the model and metrics.json are written."""
-        return self.model_path.is_file() and (self.path / "metrics.json").is_file()
+        return self.model_path.is_file() and (self.path / METRICS).is_file()
 
     def _require_complete(self) -> None:
         if not self.complete:
@@ -215,7 +210,7 @@ class Run:
     def metrics(self) -> dict:
         """`metrics.json`: accuracy per split, training seconds, skipped files."""
         self._require_complete()
-        return artifacts.read_json(self.path / "metrics.json")
+        return artifacts.read_json(self.path / METRICS)
 
     def evaluate(self, data=None, **flags) -> dict:
         """Score the run on a split: `mobilenets evaluate RUN [DATA] --flag ...`.

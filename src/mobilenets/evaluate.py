@@ -18,11 +18,10 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
+from mobilenets.rundir import KERAS_SUFFIXES, model_files
 
 
 TTA = ("none", "flip")
-# The model files `evaluate` reads (load_keras_model takes .hdf5 as .h5).
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list[str],
@@ -163,24 +162,16 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     from mobilenets.profile import load_keras_model
 
     target = Path(target)
-    config = {}
-    if target.is_dir():
-        cfg = target / "config.json"
-        if not cfg.is_file():
-            raise MobilenetsError(f"not a run directory (no config.json): {target}")
-        config = artifacts.read_json(cfg)
-        model_path = target / "model.keras"
-        default_out = target / f"evaluation-{split}"
-    else:
-        if target.is_file() and target.suffix.lower() not in KERAS_SUFFIXES:
-            hint = (" (export's parity report scores a .tflite; predict classifies with one)"
-                    if target.suffix.lower() == ".tflite" else "")
-            raise MobilenetsError(f"evaluate takes a run directory or a .keras or .h5 model file{hint}. "
-                                  f"Received {target}")
-        model_path = target
-        default_out = target.parent / f"{target.stem}-evaluation-{split}"
-    if not model_path.is_file():
-        raise MobilenetsError(f"no model at {model_path}")
+    if target.is_file() and target.suffix.lower() not in KERAS_SUFFIXES:
+        hint = (" (export's parity report scores a .tflite; predict classifies with one)"
+                if target.suffix.lower() == ".tflite" else "")
+        raise MobilenetsError(f"evaluate takes a run directory or a .keras or .h5 model file{hint}. "
+                              f"Received {target}")
+    found = model_files(target, need_run=True)
+    model_path = found.model_path
+    config = found.config if found.run_dir else {}
+    default_out = (target / f"evaluation-{split}" if found.run_dir
+                   else target.parent / f"{target.stem}-evaluation-{split}")
     model = load_keras_model(model_path)
     if data is None:
         if "data" not in config:

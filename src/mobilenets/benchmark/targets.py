@@ -14,9 +14,7 @@ import numpy as np
 
 from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
-
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-
+from mobilenets.rundir import KERAS_SUFFIXES, MODEL, run_models
 
 def parse_threads(text: "str | int | list | None") -> tuple[int, ...]:
     """Thread counts from `"1,2"` (or an int or list).
@@ -50,10 +48,9 @@ def resolve_targets(models, workdir: "str | os.PathLike") -> list[tuple[str, Pat
     for m in models:
         p = Path(m)
         if p.is_dir():
-            files = ([p / "model.keras"] if (p / "model.keras").is_file() else []) + \
-                sorted((p / "export").glob("*.tflite")) + sorted(p.glob("*.tflite"))
+            files = run_models(p)
             if not files:
-                raise MobilenetsError(f"no model.keras or .tflite files in {p}")
+                raise MobilenetsError(f"no {MODEL} or .tflite files in {p}")
             out += [(str(f), f) for f in files]
         elif p.suffix.lower() in (".tflite",) + KERAS_SUFFIXES or p.exists():
             if not p.is_file():

@@ -19,6 +19,7 @@ from mobilenets.compare.records import (FILE_NAMES, Context, converter, file_ok,
                                         forget_latency, latency_id, load_record, record_path)
 from mobilenets.compare.retrain import ensure_trained
 from mobilenets.errors import MobilenetsError
+from mobilenets.rundir import MODEL
 from mobilenets.specs import ModelSpec
 
 
@@ -107,7 +108,7 @@ def ensure_profile(spec, ctx: Context, record: dict, source: str, step, save) ->
         p = profile(spec)
     else:
         run = ctx.out / record["train"][source]["run"]
-        p = profile(run / "model.keras")
+        p = profile(run / MODEL)
     record["profile"][source] = {"params": p.params, "macs": p.macs, "macs_m": round(p.macs / 1e6, 1),
                                  "weight_bytes": p.weight_bytes,
                                  "peak_activation_bytes": p.peak_activation_bytes}

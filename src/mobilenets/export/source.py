@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
+from mobilenets.rundir import model_files
 from mobilenets.tflite import MOBILENET_RANGE, parse_range
 
 
@@ -53,21 +53,11 @@ def load_source(target: "str | os.PathLike", input_range=None) -> Source:
     from mobilenets.profile import load_keras_model
 
     target = Path(target)
-    run_dir = None
-    if target.is_dir():
-        run_dir = target
-        model_path = target / "model.keras"
-        if not model_path.is_file():
-            raise MobilenetsError(f"not a run directory (no model.keras): {target}")
-    else:
-        if not target.exists():
-            raise MobilenetsError(f"no such model file: {target}")
-        model_path = target
-        if model_path.suffix.lower() == ".tflite":
-            raise MobilenetsError(f"export needs a Keras model (run directory, .keras or .h5), "
-                                  f"not a .tflite: {target}")
-    folder = model_path.parent
-    config = artifacts.read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    if target.is_file() and target.suffix.lower() == ".tflite":
+        raise MobilenetsError(f"export needs a Keras model (run directory, .keras or .h5), "
+                              f"not a .tflite: {target}")
+    found = model_files(target)
+    model_path, config = found.model_path, found.config
     model = load_keras_model(model_path)
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 2:
         raise MobilenetsError(f"expected an image classifier (one image in, one class vector out): "
@@ -77,28 +67,17 @@ def load_source(target: "str | os.PathLike", input_range=None) -> Source:
         raise MobilenetsError(f"the model's input must be a fixed-size RGB image, got "
                               f"{tuple(model.input_shape)}: {model_path}")
     classes = int(model.output_shape[-1])
-    labels = _labels_for(folder, config, classes)
+    labels = found.labels or [str(i) for i in range(classes)]
+    if len(labels) != classes:
+        raise MobilenetsError(f"{found.labels_source} has {len(labels)} labels but the model has "
+                              f"{classes} outputs")
     names = {layer.name for layer in model.layers}
     wrapped = False
     if PREPROCESS_LAYER not in names:
         model = _with_pixel_input(model, parse_range(input_range) or MOBILENET_RANGE)
         wrapped = True
     return Source(model=model, model_path=model_path, labels=labels, config=config,
-                  run_dir=run_dir, wrapped=wrapped)
-
-
-def _labels_for(folder: Path, config: dict, classes: int) -> list[str]:
-    labels_file = folder / "labels.txt"
-    if labels_file.is_file():
-        labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()]
-    elif config.get("classes"):
-        labels = [str(c) for c in config["classes"]]
-    else:
-        labels = [str(i) for i in range(classes)]
-    if len(labels) != classes:
-        raise MobilenetsError(f"{labels_file} has {len(labels)} labels but the model has "
-                              f"{classes} outputs")
-    return labels
+                  run_dir=found.run_dir, wrapped=wrapped)
 
 
 def _with_pixel_input(model, input_range: tuple[float, float]):

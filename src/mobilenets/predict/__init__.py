@@ -10,17 +10,18 @@ the model runs; an unreadable file gives an error record and the rest go on.
 
 The package, one module per concern, each importing only those above it here:
 
-    labels        labels files, and aligning labels with the model's outputs
+    labels        aligning labels with the model's outputs (files: `mobilenets.rundir`)
     classifiers   `load_classifier`: Keras and TFLite models as one `Classifier`
     files         listing images, `predict_files` (streaming), text / JSON lines
 """
 
-from mobilenets.predict.labels import align_labels, read_labels
+from mobilenets.predict.labels import align_labels
 from mobilenets.predict.classifiers import (Classifier, KerasClassifier, TFLiteClassifier, load_classifier,
                                             set_tf_threads)
 from mobilenets.predict.files import (DEFAULT_TOP_K, format_result, list_images, predict_files, top_k,
                                       write_predictions)
-# The file contract is mobilenets.tflite's; opening a .tflite stays importable from here.
+# Reading labels files is rundir's, the file contract tflite's; both stay importable from here.
+from mobilenets.rundir import read_labels
 from mobilenets.tflite import open_interpreter
 
 __all__ = ["align_labels", "read_labels", "Classifier", "KerasClassifier", "TFLiteClassifier",

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilenets import artifacts
 from mobilenets.errors import MobilenetsError
-from mobilenets.predict.labels import align_labels, read_labels
+from mobilenets.predict.labels import align_labels
+from mobilenets.rundir import LABELS, model_files, read_labels
 from mobilenets.tflite import (CONFIG_KEY, MOBILENET_RANGE, PIXEL_RANGE, labels_in, open_interpreter,
                                parse_range, read_metadata, standard_metadata)
 
@@ -143,8 +143,8 @@ class TFLiteClassifier(Classifier):
             found, source = list(labels), "the labels file"
         else:
             found, source = labels_in(path)[0], str(path)
-            if found is None and (path.parent / "labels.txt").is_file():
-                found, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
+            if found is None and (path.parent / LABELS).is_file():
+                found, source = read_labels(path.parent / LABELS), str(path.parent / LABELS)
         self.labels = align_labels(found, outputs_n, source)
 
     def info(self) -> dict:
@@ -212,10 +212,8 @@ class KerasClassifier(Classifier):
         from mobilenets.models import PREPROCESS_LAYER
         from mobilenets.profile import load_keras_model
 
-        target = Path(target)
-        path = target / "model.keras" if target.is_dir() else target
-        if not path.is_file():
-            raise MobilenetsError(f"no model at {path}" if target.is_dir() else f"no such model file: {path}")
+        found = model_files(target)
+        path = found.model_path
         set_tf_threads(threads)
         import tensorflow as tf
 
@@ -231,11 +229,8 @@ class KerasClassifier(Classifier):
         self.metadata_config = {}
         outputs = int(self.model.output_shape[-1])
         source = "the labels file"
-        if labels is None and (path.parent / "labels.txt").is_file():
-            labels, source = read_labels(path.parent / "labels.txt"), str(path.parent / "labels.txt")
-        elif labels is None and (path.parent / "config.json").is_file():
-            classes = artifacts.read_json(path.parent / "config.json").get("classes")
-            labels, source = classes, str(path.parent / "config.json")
+        if labels is None:
+            labels, source = found.labels, found.labels_source
         self.labels = align_labels(labels, outputs, source)
         model = self.model
         self._fn = tf.function(lambda x: model(x, training=False),

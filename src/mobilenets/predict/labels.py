@@ -1,6 +1,6 @@
-"""Class labels for a model's outputs: read from a file, aligned one to one with the outputs.
+"""Class labels aligned one to one with a model's outputs (files are read by `mobilenets.rundir`).
 
-    labels = align_labels(read_labels("labels.txt"), outputs=1001, source="labels.txt")
+    labels = align_labels(["cat", "dog"], outputs=3, source="labels.txt")   # background, cat, dog
 
 A labels list one shorter than the outputs gets `background` as class 0 (the
 TF-slim convention); a list that starts with `background` and is one longer
@@ -9,29 +9,7 @@ loses it.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from mobilenets.errors import MobilenetsError
-
-
-def read_labels(path: "str | os.PathLike") -> list[str]:
-    """Labels from a text file, one per line (blank lines skipped).
-
-    Args:
-        path: the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MobilenetsError(f"no such labels file: {path}")
-    try:
-        return _label_lines(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError as e:
-        raise MobilenetsError(f"cannot read labels file {path}: {e.strerror}") from None
-
-
-def _label_lines(text: str) -> list[str]:
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def align_labels(labels: list[str] | None, outputs: int, source: str = "labels") -> list[str]:

@@ -13,9 +13,9 @@ import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from mobilenets import artifacts
 from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
+from mobilenets.rundir import CONFIG, is_run, read_config
 from mobilenets.train.config import TrainConfig
 from mobilenets.train.presets import apply_preset
 
@@ -68,7 +68,7 @@ def new_run_dir(runs_dir: "str | os.PathLike", name: str | None, config: TrainCo
         try:
             run.mkdir()
         except FileExistsError:
-            if (run / "config.json").exists():
+            if is_run(run):
                 raise MobilenetsError(f"run {run} exists; pass --resume {run} to continue it, "
                                       f"or a new --name") from None
             raise MobilenetsError(f"{run} exists and is not a run; remove it or pass another --name") from None
@@ -93,10 +93,9 @@ def check_run_name(name: str) -> None:
 
 
 def load_run_config(run: Path) -> TrainConfig:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise MobilenetsError(f"not a run directory (no config.json): {run}")
-    return TrainConfig.from_dict(artifacts.read_json(path))
+    if not is_run(run):
+        raise MobilenetsError(f"not a run directory (no {CONFIG}): {run}")
+    return TrainConfig.from_dict(read_config(run))
 
 
 def resume_data(run: Path, given: TrainConfig) -> str:
@@ -104,7 +103,7 @@ def resume_data(run: Path, given: TrainConfig) -> str:
     from mobilenets.data import run_data
 
     command = "retrain" if given.mode == "retrain" else "train"
-    saved = artifacts.read_json(Path(run) / "config.json")
+    saved = read_config(run)
     try:
         return run_data(saved, f"give it as DATA: mobilenets {command} --resume {run} DATA") or given.data
     except MobilenetsError:
