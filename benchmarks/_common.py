@@ -109,3 +109,12 @@ def log(message: str) -> None:
 
 def load_json(path: "str | os.PathLike") -> dict:
     return json.loads(Path(path).read_text())
+
+
+def verdict(rows: list[dict], key: str, target: str, args) -> int:
+    """Print how many rows meet the target (`row[key]` true), write `--json`, and return the exit code."""
+    ok = all(r[key] for r in rows)
+    print(f"\n{'PASS' if ok else 'FAIL'}: {sum(bool(r[key]) for r in rows)} of {len(rows)} {target}")
+    if getattr(args, "json", None):
+        write_json(args.json, {"rows": rows, "environment": environment(), "args": vars(args)})
+    return 0 if ok else 1

@@ -25,9 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
-from _common import environment, log, median, print_rows, write_json
+from _common import log, median, print_rows, verdict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -114,12 +113,7 @@ def main(argv=None) -> int:
     print_rows([dict(r, ratio=f"{r['ratio']:.3f}") for r in rows],
                f"benchmark p50 vs bare interpreter.invoke() ({args.rounds} rounds, "
                f"{args.runs} runs each; target ratio within 1 +- {TOLERANCE})")
-    ok = all(r["within_5pct"] for r in rows)
-    print(f"\n{'PASS' if ok else 'FAIL'}: {sum(r['within_5pct'] for r in rows)} of {len(rows)} "
-          f"within {TOLERANCE:.0%}")
-    if args.json:
-        write_json(args.json, {"rows": rows, "environment": environment(), "args": vars(args)})
-    return 0 if ok else 1
+    return verdict(rows, "within_5pct", f"within {TOLERANCE:.0%}", args)
 
 
 if __name__ == "__main__":

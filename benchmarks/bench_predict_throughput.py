@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import environment, log, median, print_rows, write_json
+from _common import log, median, print_rows, verdict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -131,12 +131,7 @@ def main(argv=None) -> int:
     print_rows([dict(r, ratio=f"{r['ratio']:.3f}") for r in rows],
                f"predict on a folder vs model-only throughput ({args.rounds} rounds; "
                f"target ratio >= {TARGET})")
-    ok = all(r["meets_80pct"] for r in rows)
-    print(f"\n{'PASS' if ok else 'FAIL'}: {sum(r['meets_80pct'] for r in rows)} of {len(rows)} "
-          f"at >= {TARGET:.0%} of model-only throughput")
-    if args.json:
-        write_json(args.json, {"rows": rows, "environment": environment(), "args": vars(args)})
-    return 0 if ok else 1
+    return verdict(rows, "meets_80pct", f"at >= {TARGET:.0%} of model-only throughput", args)
 
 
 if __name__ == "__main__":
