@@ -50,9 +50,6 @@ from mobilenets.train.phases import fit_phase
 from mobilenets.train.run import finish_run, refuse_random_backbone, run_training, summary_rows
 
 
-# The names benchmarks/ imported before these became public.
-_compile, _optimizer, _depthwise_filter_grad = compile_model, make_optimizer, depthwise_filter_grad
-
 __all__ = ["TrainConfig", "SCHEDULES", "budget_fitted", "keras_schedule", "warmup_cosine", "warmup_steps",
            "PRESETS", "apply_preset", "PAIR_PRODUCTS", "SMALL_MAP_PIXELS", "depthwise_filter_grad",
            "depthwise_small_maps", "fuse_batchnorm", "matmul_pointwise", "onednn_enabled", "training_kernels",
