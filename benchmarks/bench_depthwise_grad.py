@@ -6,7 +6,7 @@
 For every depthwise layer shape of `v1-0.50-32` (batch 128, the CIFAR
 model with the stride-1 stem, and Keras's strides down to 1x1), times
 `DepthwiseConv2dNativeBackpropFilter` (oneDNN's when oneDNN is on, as the
-`mobilenets` CLI runs) against `mobilenets.train._depthwise_filter_grad`,
+`mobilenets` CLI runs) against `mobilenets.train.depthwise_filter_grad`,
 which `depthwise_small_maps` uses for stride-1 outputs of at most 4 pixels
 (at stride 2 oneDNN's kernel is fast): on maps with at most
 `PAIR_PRODUCTS` (output, input) pixel pairs a batched matrix product per
@@ -37,7 +37,7 @@ def kernels(h: int, c: int, s: int, batch: int):
     import numpy as np
     import tensorflow as tf
 
-    from mobilenets.train import _depthwise_filter_grad
+    from mobilenets.train import depthwise_filter_grad
 
     rng = np.random.default_rng(0)
     # Keras pads a stride-2 block itself (ZeroPadding2D, then 'valid').
@@ -53,7 +53,7 @@ def kernels(h: int, c: int, s: int, batch: int):
 
     @tf.function
     def ours(x, dy):
-        return _depthwise_filter_grad(x, dy, 3, 3, s, s, pad)
+        return depthwise_filter_grad(x, dy, 3, 3, s, s, pad)
 
     np.testing.assert_allclose(native(x, dy).numpy(), ours(x, dy).numpy(), rtol=1e-3, atol=1e-2)
     return {"tensorflow": lambda: native(x, dy), "ours": lambda: ours(x, dy)}, out

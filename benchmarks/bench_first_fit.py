@@ -8,7 +8,7 @@ seconds on these CPUs. Compiled the usual way (`metrics=["accuracy"]`, the
 optimizer left to build itself), the first step creates variables (the
 optimizer's slots, the accuracy metric once it knows the labels' shape)
 while it is being traced, and TensorFlow then traces it a second time.
-`mobilenets.train._compile` passes metric objects and builds the optimizer
+`mobilenets.train.compile_model` passes metric objects and builds the optimizer
 at compile time: one trace.
 
 Both sides: the `scratch` preset's model and optimizer (SGD + Nesterov,
@@ -42,18 +42,19 @@ def worker(side: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from mobilenets.train import TrainConfig, _compile, _optimizer, apply_preset, build_for_config, training_kernels
+    from mobilenets.train import (TrainConfig, apply_preset, build_for_config, compile_model, make_optimizer,
+                                  training_kernels)
 
     config = apply_preset(TrainConfig(data="x", arch=ARCH, mode="scratch", epochs=1, batch_size=8),
                           "scratch", explicit={"epochs", "batch_size"})
     keras.utils.set_random_seed(0)
     model = build_for_config(config, 3)
     if side == "keras":
-        model.compile(optimizer=_optimizer(config, 3, 1, config.learning_rate),
+        model.compile(optimizer=make_optimizer(config, 3, 1, config.learning_rate),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=["accuracy"])
     else:
-        _compile(model, config, 3, 1, config.learning_rate)
+        compile_model(model, config, 3, 1, config.learning_rate)
     training_kernels(model)
     traces = []
     step = model.train_step
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     keras_s, ours_s = (median([m["seconds"] for m in got[s]]) for s in ("keras", "ours"))
     rows = [{"compile": "Keras's usual (metrics=['accuracy'], optimizer built by the first step)",
              "traces": got["keras"][0]["traces"], "first_fit_s": round(keras_s, 1), "vs_ours": ratio(keras_s, ours_s)},
-            {"compile": "mobilenets.train._compile (metric objects, optimizer built first)",
+            {"compile": "mobilenets.train.compile_model (metric objects, optimizer built first)",
              "traces": got["ours"][0]["traces"], "first_fit_s": round(ours_s, 1), "vs_ours": 1.0}]
     print_rows(rows, f"First fit epoch of {ARCH} (scratch preset, 3 batches of 8), "
                      f"medians of {args.rounds} fresh processes each")

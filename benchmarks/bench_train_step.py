@@ -4,7 +4,7 @@
 
 Every configuration is `v1-0.50-32` built by `mobilenets.train.build_for_config`
 with the `scratch` preset's optimizer (SGD + Nesterov, weight decay, label
-smoothing), compiled by the trainer's own `_compile`, stepping on one constant
+smoothing), compiled by the trainer's own `compile_model`, stepping on one constant
 batch (no input work): the model's own training speed.
 
 * `keras`: the preset's model as Keras 3 trains it untouched (the baseline:
@@ -67,7 +67,7 @@ def build(stem: int, blocks, kernels: str, batch: int):
     import numpy as np
     import tensorflow as tf
 
-    from mobilenets.train import (TrainConfig, _compile, apply_preset, build_for_config, depthwise_small_maps,
+    from mobilenets.train import (TrainConfig, apply_preset, build_for_config, compile_model, depthwise_small_maps,
                                   fuse_batchnorm, matmul_pointwise)
 
     cfg = apply_preset(TrainConfig(data="cifar10", arch=ARCH), "scratch")
@@ -79,7 +79,7 @@ def build(stem: int, blocks, kernels: str, batch: int):
         matmul_pointwise(model)
     if "d" in kernels:
         depthwise_small_maps(model)
-    _compile(model, cfg, steps_per_epoch=350, epochs=30, lr=cfg.learning_rate)
+    compile_model(model, cfg, steps_per_epoch=350, epochs=30, lr=cfg.learning_rate)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.integers(0, 256, (batch, 32, 32, 3)).astype("float32"))
     y = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, batch)])

@@ -52,6 +52,21 @@ def test_retrain_writes_a_complete_run_and_hits_the_feature_cache(folder, tmp_pa
     assert m2["test"]["accuracy"] == m1["test"]["accuracy"]  # same seed, same features
 
 
+def test_training_writes_nothing_to_stdout_and_its_progress_to_stderr(folder, tmp_path, capfd):
+    # stdout is the caller's (the CLI's table, compare's JSON): Keras's fit and
+    # predict progress, and every message, go to stderr.
+    run_training(tiny(folder, mode="scratch", epochs=1), runs_dir=tmp_path / "runs", name="s")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "val_loss: " in err and "run: " in err  # the epoch line Keras writes
+    cache = tmp_path / "cache"
+    run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="r", cache_dir=cache)
+    assert list(cache.glob("features/*.npy"))  # the backbone's predict ran
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "bottleneck features: computed" in err
+
+
 def test_retrain_with_imagenet_weights_and_fine_tune(folder, tmp_path, keras_home):
     cfg = tiny(folder, weights="imagenet", fine_tune=10, fine_tune_epochs=1,
                augment={"flip_left_right": True, "random_brightness": 10.0})

@@ -132,7 +132,7 @@ def test_depthwise_small_map_filter_gradient_is_the_same(size, strides, padding)
 
 @pytest.mark.parametrize("size, strides, padding", [(1, 1, "SAME"), (2, 1, "SAME"), (4, 2, "SAME"),
                                                      (5, 2, "VALID"), (6, 1, "SAME"), (7, 2, "SAME")])
-def testdepthwise_filter_gradient_matches_tensorflow_on_either_path(size, strides, padding):
+def test_depthwise_filter_gradient_matches_tensorflow_on_either_path(size, strides, padding):
     import tensorflow as tf
 
     from mobilenets.train import PAIR_PRODUCTS, depthwise_filter_grad

@@ -253,7 +253,7 @@ def test_thread_plan_counts_the_cores_where_the_affinity_mask_cannot_be_read(mon
 def test_cli_sets_onednn_and_the_thread_plan_before_tensorflow_runs_unless_the_user_chose():
     # One fresh process per case: both settings are process-wide and fixed once
     # TensorFlow loads (oneDNN) or runs an op (thread pools).
-    code = ("from mobilenets.cli import _quiet_tensorflow; _quiet_tensorflow(); import tensorflow as tf; "
+    code = ("from mobilenets.cli.common import quiet_tensorflow; quiet_tensorflow(); import tensorflow as tf; "
             "from mobilenets.train import TrainConfig, apply_preset, apply_thread_plan, onednn_enabled; "
             "c = apply_preset(TrainConfig(data='cifar10', arch='v1-0.50-32', mode='scratch'), 'seed-cifar10'); "
             "print(onednn_enabled(), apply_thread_plan(c), tf.config.threading.get_intra_op_parallelism_threads(), "

@@ -30,7 +30,8 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
 
     from mobilenets import artifacts
     from mobilenets.data import open_dataset
-    from mobilenets.train import TrainConfig, apply_preset, run_training
+    from mobilenets.results import write_rows
+    from mobilenets.train import TrainConfig, apply_preset, run_training, summary_rows
 
     say = _Say()
     say("1/4 train", f"{DEMO_ARCH} from scratch on 'digits' (scikit-learn's bundled 8x8 digits)")
@@ -41,10 +42,10 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
     data = open_dataset("digits")
     run = run_training(config, runs_dir=runs_dir,
                        name=f"demo-digits-{time.strftime('%Y%m%d-%H%M%S')}", data=data)
+    write_rows(summary_rows(run), "table", title=run.name)
 
     say("2/4 export", "int8 TFLite (uint8 in/out), calibrated on training images; parity vs Keras")
     from mobilenets.export import export, parity_table
-    from mobilenets.results import write_rows
 
     result = export(run, quantize=("none", "int8"), io="uint8")
     write_rows(parity_table(result.rows), "table", title="export parity")

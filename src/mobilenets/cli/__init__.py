@@ -25,16 +25,13 @@ import argparse
 import sys
 
 from mobilenets.cli.choose import add_compare, add_zoo
-from mobilenets.cli.common import EXIT_PARITY, EXIT_USAGE, Parser, quiet_tensorflow, run  # noqa: F401
+from mobilenets.cli.common import EXIT_PARITY, EXIT_USAGE, Parser, run  # noqa: F401
 from mobilenets.cli.deploy import add_benchmark, add_export, add_predict, add_profile
 from mobilenets.cli.training import add_demo, add_evaluate, add_retrain, add_train
 
 # The order `mobilenets --help` lists them in.
 COMMANDS = [add_demo, add_zoo, add_profile, add_retrain, add_train, add_evaluate, add_export, add_predict,
             add_benchmark, add_compare]
-
-# tests/test_train.py starts a process with it: oneDNN and the thread plan set as the CLI sets them.
-_quiet_tensorflow = quiet_tensorflow
 
 __all__ = ["COMMANDS", "EXIT_PARITY", "EXIT_USAGE", "build_parser", "main"]
 

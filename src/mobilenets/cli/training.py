@@ -143,7 +143,14 @@ def training_run(args, mode: str):
 
 
 def _run_training(args, mode: str):
-    print(training_run(args, mode))
+    from mobilenets.results import write_rows
+    from mobilenets.train import summary_rows
+
+    run = training_run(args, mode)
+    rows = summary_rows(run)
+    if rows:
+        write_rows(rows, "table", title=run.name)
+    print(run)
 
 
 def add_retrain(sub):

@@ -8,11 +8,9 @@ are the run's exported float32 and int8 `.tflite`: the model you would ship.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from mobilenets.compare.choice import FORMATS, is_number
@@ -48,12 +46,11 @@ def ensure_trained(spec, ctx: Context, record: dict, step, save) -> tuple[str, s
             return "random", (f"not retrained: no official ImageNet weights exist for {spec.name} "
                               f"(pass --weights none to retrain every candidate from random weights)")
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the table
-            if not (run / "metrics.json").is_file():
-                step(f"retraining on {data_name(ctx.data)}")
-                _train(spec, ctx, run)
-            step("exporting float32 and int8")
-            export_dir = _export(run)
+        if not (run / "metrics.json").is_file():
+            step(f"retraining on {data_name(ctx.data)}")
+            _train(spec, ctx, run)
+        step("exporting float32 and int8")
+        export_dir = _export(run)
     except MobilenetsError as e:
         if not (run / "checkpoints" / "state.json").is_file():
             shutil.rmtree(run, ignore_errors=True)  # nothing to resume; retry afresh next time

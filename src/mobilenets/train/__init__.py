@@ -47,11 +47,8 @@ from mobilenets.train.lowres import low_res_epochs, low_res_size
 from mobilenets.train.callbacks import budget_cosine, epoch_callbacks
 from mobilenets.train.features import extract_features, head_on_features
 from mobilenets.train.phases import fit_phase
-from mobilenets.train.run import finish_run, refuse_random_backbone, run_training
+from mobilenets.train.run import finish_run, refuse_random_backbone, run_training, summary_rows
 
-
-# The names benchmarks/ imported before these became public.
-_compile, _optimizer, _depthwise_filter_grad = compile_model, make_optimizer, depthwise_filter_grad
 
 __all__ = ["TrainConfig", "SCHEDULES", "budget_fitted", "keras_schedule", "warmup_cosine", "warmup_steps",
            "PRESETS", "apply_preset", "PAIR_PRODUCTS", "SMALL_MAP_PIXELS", "depthwise_filter_grad",
@@ -61,4 +58,4 @@ __all__ = ["TrainConfig", "SCHEDULES", "budget_fitted", "keras_schedule", "warmu
            "plot_history", "write_history", "Job", "check_run_name", "ignored_on_resume", "load_checkpoint",
            "load_run_config", "load_state", "new_run_dir", "low_res_epochs", "low_res_size", "budget_cosine",
            "epoch_callbacks", "extract_features", "head_on_features", "fit_phase", "finish_run",
-           "refuse_random_backbone", "run_training"]
+           "refuse_random_backbone", "run_training", "summary_rows"]

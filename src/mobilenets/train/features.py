@@ -23,7 +23,7 @@ from mobilenets.train.build import class_weights, make_optimizer
 from mobilenets.train.config import TrainConfig
 from mobilenets.train.history import write_history
 from mobilenets.train.runs import Job
-from mobilenets.train.runtime import fit_verbosity
+from mobilenets.train.runtime import keras_progress
 
 
 def image_cache(cache_dir: Path | None) -> Path | None:
@@ -51,7 +51,8 @@ def extract_features(backbone, images: np.ndarray, key: str, cache_dir: Path | N
     path = cache_dir / "features" / f"{key}.npy" if cache_dir else None
     if path is not None and path.is_file():
         return np.load(path), True
-    feats = backbone.predict(images.astype("float32"), batch_size=batch_size, verbose=fit_verbosity() == 1)
+    with keras_progress() as verbose:  # a bar on a terminal, nothing in a log
+        feats = backbone.predict(images.astype("float32"), batch_size=batch_size, verbose=int(verbose == 1))
     if path is not None:
         with artifacts.atomic_path(path) as tmp:
             np.save(tmp, feats)

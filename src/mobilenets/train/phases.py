@@ -14,7 +14,7 @@ from mobilenets.train.kernels import training_kernels
 from mobilenets.train.lowres import check_fits, fits, low_res_epochs, low_res_size, pixels, resized
 from mobilenets.train.features import image_cache
 from mobilenets.train.runs import Job, load_checkpoint
-from mobilenets.train.runtime import fit_verbosity, strategy_scope
+from mobilenets.train.runtime import keras_progress, strategy_scope
 from mobilenets.train.schedule import budget_fitted
 
 
@@ -80,10 +80,11 @@ def fit_phase(model, job: Job, phase: str, epochs: int, lr: float):
         def fit(dataset, val, start, height, extra=()):
             # With low_res, history.csv says which height every epoch trained at.
             first = [log_value("input_height", height)] if low else []
-            model.fit(dataset, validation_data=val, epochs=epochs, initial_epoch=start,
-                      callbacks=first + callbacks + list(extra), verbose=fit_verbosity(),
-                      shuffle=False,  # the tf.data pipeline shuffles
-                      class_weight=None if labels is None else class_weights(labels, n_cls, "auto"))
+            with keras_progress() as verbose:
+                model.fit(dataset, validation_data=val, epochs=epochs, initial_epoch=start,
+                          callbacks=first + callbacks + list(extra), verbose=verbose,
+                          shuffle=False,  # the tf.data pipeline shuffles
+                          class_weight=None if labels is None else class_weights(labels, n_cls, "auto"))
             return int(state.get("epoch", start)) if state.get("phase") == phase else start
 
         planned = lambda: int(state.get("planned_epochs", {}).get(phase, epochs))  # noqa: E731

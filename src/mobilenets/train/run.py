@@ -196,7 +196,7 @@ def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, sta
     with flip test-time augmentation, reported beside the plain accuracy
     (`mobilenets evaluate --tta flip` gives the full report).
     """
-    from mobilenets.evaluate import evaluate_arrays, top_k_column
+    from mobilenets.evaluate import evaluate_arrays
 
     with artifacts.atomic_path(run / "model.keras") as tmp:
         model.save(tmp)
@@ -205,19 +205,15 @@ def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, sta
                "feature_cache_hit": state.get("feature_cache_hit"),
                "stopped_by_time_budget": state.get("stopped_by_time_budget", False),
                "replicas": state.get("replicas", 1)}
-    rows = []
     for split in ("val", "test"):
         if split in splits:
             images, labels, paths = data.arrays(split, size, cache_dir=image_cache)
             result = evaluate_arrays(model, images, labels, list(data.classes), paths)
             metrics[split] = {k: result[k] for k in ("accuracy", "top_k_accuracy", "k", "count")}
-            rows.append({"split": split, "images": result["count"],
-                         "accuracy": result["accuracy"], **top_k_column(result)})
             if split == "test" and flip_tta:
                 tta = evaluate_arrays(model, images, labels, list(data.classes), paths, tta="flip")
                 metrics[split]["accuracy_flip_tta"] = tta["accuracy"]
-                rows.append({"split": "test, flip TTA", "images": tta["count"], "accuracy": tta["accuracy"],
-                             **top_k_column(tta)})
+                metrics[split]["top_k_accuracy_flip_tta"] = tta["top_k_accuracy"]
             if split == "test":
                 from mobilenets.evaluate import write_evaluation
 
@@ -233,9 +229,26 @@ def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, sta
     plot_history(state["history"], run / "training_curves.png")
     state["done"].append("complete")
     artifacts.write_json(run / "checkpoints" / "state.json", state)
-    from mobilenets.results import write_rows
-
     print(f"run: {run}", file=sys.stderr)
-    if rows:
-        write_rows(rows, "table", title=f"{run.name}")
     return metrics
+
+
+def summary_rows(run: "str | os.PathLike") -> list[dict]:
+    """A finished run's accuracy per split, as result rows (the table `mobilenets retrain` prints).
+
+        write_rows(summary_rows(run), "table", title=run.name)
+    """
+    from mobilenets.evaluate import top_k_column
+
+    metrics = artifacts.read_json(Path(run) / "metrics.json")
+    rows = []
+    for split in ("val", "test"):
+        m = metrics.get(split)
+        if not m:
+            continue
+        rows.append({"split": split, "images": m["count"], "accuracy": m["accuracy"], **top_k_column(m)})
+        if "accuracy_flip_tta" in m:
+            tta = {"k": m["k"], "top_k_accuracy": m.get("top_k_accuracy_flip_tta")}
+            rows.append({"split": "test, flip TTA", "images": m["count"], "accuracy": m["accuracy_flip_tta"],
+                         **top_k_column(tta)})
+    return rows

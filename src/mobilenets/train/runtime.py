@@ -97,5 +97,16 @@ def strategy_scope(strategy):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def fit_verbosity() -> int:
-    return 1 if sys.stdout.isatty() else 2
+@contextlib.contextmanager
+def keras_progress():
+    """Keras's `fit`/`predict` progress, sent to stderr; yields the `verbose=` to pass.
+
+    Keras writes its progress to stdout, which belongs to the caller (the CLI's
+    table, JSON lines, a pipe). On a terminal it is the live bar (1); otherwise
+    one line per epoch (2), which a log file can hold.
+
+        with keras_progress() as verbose:
+            model.fit(dataset, epochs=3, verbose=verbose)
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        yield 1 if sys.stderr.isatty() else 2
