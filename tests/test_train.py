@@ -67,6 +67,21 @@ def test_training_writes_nothing_to_stdout_and_its_progress_to_stderr(folder, tm
     assert "bottleneck features: computed" in err
 
 
+def test_messages_go_to_the_reporter_a_caller_sets(folder, tmp_path, capfd):
+    import mobilenets as mn
+
+    messages = []
+    old = mn.set_reporter(messages.append)
+    try:
+        run = run_training(tiny(folder, epochs=1), runs_dir=tmp_path / "runs", name="m",
+                           cache_dir=tmp_path / "cache")
+    finally:
+        mn.set_reporter(old)
+    assert f"run: {run}" in messages and any(m.startswith("bottleneck features: ") for m in messages)
+    out, err = capfd.readouterr()
+    assert out == "" and "run: " not in err and "bottleneck features" not in err
+
+
 def test_retrain_with_imagenet_weights_and_fine_tune(folder, tmp_path, keras_home):
     cfg = tiny(folder, weights="imagenet", fine_tune=10, fine_tune_epochs=1,
                augment={"flip_left_right": True, "random_brightness": 10.0})

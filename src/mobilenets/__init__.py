@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 import sys as _sys
 import types as _types
 
+from mobilenets.env import set_reporter
 from mobilenets.errors import MobilenetsError, SpecError
 from mobilenets.specs import ModelSpec, parse_spec
 
@@ -78,4 +79,5 @@ build_model.__doc__ = "Build a MobileNet; see `mobilenets.models.build_model`."
 list_variants.__doc__ = "Registry variants; see `mobilenets.zoo.list_variants`."
 
 __all__ = ["MobilenetsError", "SpecError", "ModelSpec", "parse_spec", "build_model",
-           "profile", "list_variants", "retrain", "train", "Run", "load", "Classifier", "compare", "__version__"]
+           "profile", "list_variants", "retrain", "train", "Run", "load", "Classifier", "compare",
+           "set_reporter", "__version__"]

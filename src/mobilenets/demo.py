@@ -10,9 +10,10 @@ exported file. Each step is the library call the matching command makes.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
+
+from mobilenets.env import report
 
 DEMO_ARCH = "v1-0.25-32"
 DEMO_EPOCHS = 8
@@ -52,8 +53,7 @@ def run_demo(runs_dir="runs", epochs: int = DEMO_EPOCHS, samples: int = 4) -> Pa
     for failure in result.failed:
         # A few epochs on 8x8 digits may not hold the gate; the demo shows the
         # warning `mobilenets export` gives and goes on (export would exit 3).
-        print(f"warning: {failure['message']} (mobilenets export would exit 3; the demo goes on)",
-              file=sys.stderr)
+        report(f"warning: {failure['message']} (mobilenets export would exit 3; the demo goes on)")
     say("3/4 predict", "a few test images, with the int8 file alone (labels read from it)")
     images, labels, _ = data.arrays("test", (32, 32))
     sample_dir = run / "samples"
@@ -79,4 +79,4 @@ class _Say:
     """Step headers on stderr, so stdout stays the results."""
 
     def __call__(self, step: str, text: str) -> None:
-        print(f"\n== {step}: {text}", file=sys.stderr, flush=True)
+        report(f"\n== {step}: {text}")

@@ -1,9 +1,10 @@
 """What the library asks of the machine it runs on: versions, cores, the cache folder, native stderr,
-progress, error text.
+progress, messages, error text.
 
     with quiet_native_stderr(), progress_bar("classifying", total=len(paths)) as bar:
         ...
         bar.advance(len(batch))
+    report(f"run: {run}")            # a message for the person running the job
     raise MobilenetsError(f"cannot read {path}: {first_line(e)}")
 
 One home for each of these small helpers, so that no module grows its own
@@ -158,3 +159,33 @@ def progress_bar(description: str, total: int | None = None, enabled: bool | Non
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), clock,
                   console=Console(stderr=True), transient=transient) as progress:
         yield ProgressBar(progress, progress.add_task(description, total=total))
+
+
+# --------------------------------------------------------------- messages
+
+_reporter = None
+
+
+def report(message: str) -> None:
+    """Tell the person running the job something: a resumed phase, skipped files, where a run is.
+
+    Library code never prints: results are returned, and messages come here.
+    They go to the reporter `set_reporter` installed, else to stderr (stdout
+    stays for the results a command prints, so `--json` output can be piped).
+    """
+    if _reporter is not None:
+        _reporter(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def set_reporter(reporter=None):
+    """Send `report`'s messages to `reporter(message)` (None: back to stderr); returns the old one.
+
+        import mobilenets as mn
+        messages = []
+        mn.set_reporter(messages.append)   # or logging.getLogger("mobilenets").info
+    """
+    global _reporter
+    old, _reporter = _reporter, reporter
+    return old

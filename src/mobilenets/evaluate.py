@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.rundir import KERAS_SUFFIXES, model_files
 
@@ -198,8 +198,8 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     write_evaluation(result, out)
     result["out_dir"] = str(out)
     if skipped:
-        print(f"skipped {skipped_text(skipped)} of the {split!r} split; reasons in "
-              f"{out / 'evaluation.json'}", file=sys.stderr)
+        report(f"skipped {skipped_text(skipped)} of the {split!r} split; reasons in "
+               f"{out / 'evaluation.json'}")
     return result
 
 

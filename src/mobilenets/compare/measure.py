@@ -9,7 +9,6 @@ its result is still valid, so Ctrl-C loses at most the step in progress.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mobilenets.compare.choice import FORMATS
 from mobilenets.compare.records import (FILE_NAMES, Context, converter, file_ok, flat_row,
                                         forget_latency, latency_id, load_record, record_path)
 from mobilenets.compare.retrain import ensure_trained
+from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.rundir import MODEL
 from mobilenets.specs import ModelSpec
@@ -55,7 +55,7 @@ def candidate(spec: ModelSpec, ctx: Context, bar, samples: int = 1) -> dict:
                 ensure_latency(ctx, record, source, fmt, t, samples, step, save)
     except MobilenetsError as e:
         error = str(e)
-        print(f"{spec.name}: {error}", file=sys.stderr)
+        report(f"{spec.name}: {error}")
     row = flat_row(spec, ctx, record, source)
     row["note"] = "; ".join(n for n in (note, error) if n) or None
     if did or record.get("row") != row:  # a pure re-use leaves the file untouched

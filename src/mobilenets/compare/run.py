@@ -16,6 +16,7 @@ from mobilenets.compare.choice import (FORMATS, METRIC_TEXT, Choice, choose, lat
 from mobilenets.compare.measure import candidate
 from mobilenets.compare.records import Context, cpu_model, tool_versions
 from mobilenets.compare.retrain import data_name, train_key
+from mobilenets import env
 from mobilenets.errors import MobilenetsError
 from mobilenets.specs import parse_spec
 
@@ -140,8 +141,8 @@ def compare(specs, out_dir="compare", threads=(1,), runs: int = 50, warmup: int 
                     done += 1
                     bar.advance()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {done} of {len(specs) * repeats} candidate passes are finished and kept "
-              f"in {out / 'rows'}; the same command continues where this one stopped", file=sys.stderr)
+        env.report(f"\ninterrupted: {done} of {len(specs) * repeats} candidate passes are finished and kept "
+               f"in {out / 'rows'}; the same command continues where this one stopped")
         raise
     for r in rows:  # reused: nothing was done for it in any round
         r["reused"] = r["spec"] not in measured

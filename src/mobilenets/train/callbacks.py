@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from mobilenets import artifacts
+from mobilenets.env import report
 from mobilenets.train.config import TrainConfig
 from mobilenets.train.history import write_history
 from mobilenets.train.schedule import warmup_cosine, warmup_steps
@@ -120,8 +120,8 @@ def budget_cosine(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: f
                 # One epoch, with its tracing, is not a measurement to stop on.
                 plan = min(epochs, max(plan, epoch + 2))
             if plan != self.planned:
-                print(f"time budget: the cosine schedule now ends after epoch {plan} "
-                      f"({full_s:.0f} s/epoch)", file=sys.stderr)
+                report(f"time budget: the cosine schedule now ends after epoch {plan} "
+                       f"({full_s:.0f} s/epoch)")
                 self.planned = plan
             state["planned_epochs"][phase] = self.planned
             if logs is not None:

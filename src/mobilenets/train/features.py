@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.train.build import class_weights, make_optimizer
 from mobilenets.train.config import TrainConfig
@@ -77,8 +77,8 @@ def head_on_features(model, job: Job):
         feats[split], hits[split] = extract_features(backbone, images, key, cache_dir)
         feats[split] = (feats[split], labels)
     state["feature_cache_hit"] = all(hits.values())
-    print(f"bottleneck features: {'cache hit' if state['feature_cache_hit'] else 'computed'}"
-          + (f" ({cache_dir / 'features'})" if cache_dir else ""), file=sys.stderr)
+    report(f"bottleneck features: {'cache hit' if state['feature_cache_hit'] else 'computed'}"
+           + (f" ({cache_dir / 'features'})" if cache_dir else ""))
 
     head_in = keras.Input(shape=(feats["train"][0].shape[1],))
     x = keras.layers.Dropout(config.dropout, name=HEAD_LAYERS[1])(head_in)

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-import sys
 
 from mobilenets import artifacts
+from mobilenets.env import report
 from mobilenets.train.build import class_weights, compile_model
 from mobilenets.train.callbacks import budget_cosine, epoch_callbacks, log_value, stop_at
 from mobilenets.train.kernels import training_kernels
@@ -55,10 +55,10 @@ def fit_phase(model, job: Job, phase: str, epochs: int, lr: float):
             planned = int(state.get("planned_epochs", {}).get(phase, epochs))
             complete = initial >= min(epochs, planned) or bool(state.get("stopped_by_time_budget"))
             if complete:
-                print(f"resuming: {phase} is already complete (after epoch {initial}); "
-                      f"not training it again", file=sys.stderr)
+                report(f"resuming: {phase} is already complete (after epoch {initial}); "
+                       f"not training it again")
             else:
-                print(f"resuming {phase} at epoch {initial + 1}/{epochs}", file=sys.stderr)
+                report(f"resuming {phase} at epoch {initial + 1}/{epochs}")
         else:
             compile_model(model, config, steps, epochs, lr)
     training_kernels(model)
@@ -90,10 +90,9 @@ def fit_phase(model, job: Job, phase: str, epochs: int, lr: float):
         planned = lambda: int(state.get("planned_epochs", {}).get(phase, epochs))  # noqa: E731
         ended_low = False
         if low and initial < low_until(planned()):
-            print(f"low resolution: the first {low_until(planned())} of {planned()} epochs train at "
-                  f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}"
-                  + (" (the preset's; --low-res 0 turns it off)" if config.low_res is None else ""),
-                  file=sys.stderr)
+            report(f"low resolution: the first {low_until(planned())} of {planned()} epochs train at "
+                   f"{low[0]}x{low[1]}, the rest at {size[0]}x{size[1]}"
+                   + (" (the preset's; --low-res 0 turns it off)" if config.low_res is None else ""))
             full_spec = model.input_spec
             model.input_spec = None  # the weights fit any input size; Keras checks the built one
             try:

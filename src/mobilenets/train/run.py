@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from mobilenets import artifacts
 from mobilenets.augment import Augment
+from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.train.build import build_for_config, set_trainable
 from mobilenets.train.config import TrainConfig
@@ -67,8 +67,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         if str(runs_dir) != "runs" and Path(runs_dir).absolute() != run.absolute().parent:
             ignored.append("--runs-dir")
         if ignored:
-            print(f"--resume continues {run} with the settings in its config.json; ignoring "
-                  f"{', '.join(ignored)}", file=sys.stderr)
+            report(f"--resume continues {run} with the settings in its config.json; ignoring "
+                   f"{', '.join(ignored)}")
         state = load_state(run)
         if "complete" in state.get("done", []):
             raise MobilenetsError(f"run {run} is already complete")
@@ -86,8 +86,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
                              {**config.to_dict(), "data_resolved": resolved_data(config.data)})
     threads = apply_thread_plan(config)
     if threads:
-        print(f"small training steps: TensorFlow runs {threads[1]} ops at once, "
-              f"{threads[0]} thread each", file=sys.stderr)
+        report(f"small training steps: TensorFlow runs {threads[1]} ops at once, "
+               f"{threads[0]} thread each")
     keras.utils.set_random_seed(config.seed)
     # Extracted archives and face crops go under the cache given; with none
     # (--no-cache) under a folder of this run's own, removed when it ends.
@@ -110,8 +110,8 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         raise
     except KeyboardInterrupt:
         command = "retrain" if config.mode == "retrain" else "train"
-        print(f"\ninterrupted: every finished epoch is saved; continue with "
-              f"'mobilenets {command} --resume {run}'", file=sys.stderr)
+        report(f"\ninterrupted: every finished epoch is saved; continue with "
+               f"'mobilenets {command} --resume {run}'")
         raise
     finally:
         if scratch is not None:
@@ -166,8 +166,8 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir
                 model = head_on_features(model, job)
             else:
                 if not aug.is_identity:
-                    print("augmentation is on: bottleneck features are not cached "
-                          "(each epoch sees new images)", file=sys.stderr)
+                    report("augmentation is on: bottleneck features are not cached "
+                           "(each epoch sees new images)")
                 model = fit_phase(model, job, "head", config.epochs, config.learning_rate)
         else:
             with strategy_scope(strategy):
@@ -219,17 +219,17 @@ def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, sta
 
                 write_evaluation(result, run / "evaluation")
     # Again now that every split was decoded: truncated files show up only then.
-    report = data.report()
+    data_report = data.report()
     data.write_report(run / "data_report.json")
-    if report.get("skipped"):
-        print(f"skipped {len(report['skipped'])} unreadable file(s); reasons in "
-              f"{run / 'data_report.json'}", file=sys.stderr)
-    metrics["skipped_files"] = len(report.get("skipped", []))
+    if data_report.get("skipped"):
+        report(f"skipped {len(data_report['skipped'])} unreadable file(s); reasons in "
+               f"{run / 'data_report.json'}")
+    metrics["skipped_files"] = len(data_report.get("skipped", []))
     artifacts.write_json(run / "metrics.json", metrics)
     plot_history(state["history"], run / "training_curves.png")
     state["done"].append("complete")
     artifacts.write_json(run / "checkpoints" / "state.json", state)
-    print(f"run: {run}", file=sys.stderr)
+    report(f"run: {run}")
     return metrics
 
 
