@@ -50,3 +50,13 @@ def make_run(root: Path, data: Path, spec: str = "v1-0.25-32", seed: int = 0) ->
         "spec": spec, "image_size": [size, size], "classes": classes, "data": str(data),
         "validation_percent": 20, "test_percent": 30}))
     return root
+
+
+def tiny_config(data, **kw):
+    """The TrainConfig of a tiny run on `data`: V1 0.25 at 32 px from random weights, 3 epochs."""
+    from mobilenets.train import TrainConfig
+
+    base = dict(data=str(data), arch="v1-0.25-32", weights="none", epochs=3, batch_size=8,
+                learning_rate=0.01, validation_percent=20, test_percent=20)
+    base.update(kw)
+    return TrainConfig(**base)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import _tiny
+from _tiny import tiny_config as tiny
 from _tiny import COLOURS
 from mobilenets.cli import main
-from mobilenets.train import TrainConfig, run_training
+from mobilenets.train import run_training
 
 
 def make_folder(root, per_class=12, **kw):
@@ -18,13 +19,6 @@ def make_folder(root, per_class=12, **kw):
 @pytest.fixture
 def folder(tmp_path):
     return make_folder(tmp_path / "colours")
-
-
-def tiny(data, **kw):
-    base = dict(data=str(data), arch="v1-0.25-32", weights="none", epochs=3, batch_size=8,
-                learning_rate=0.01, validation_percent=20, test_percent=20)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_evaluate_writes_json_png_and_misclassified(folder, tmp_path, capsys):

@@ -7,17 +7,11 @@ import sys
 import numpy as np
 import pytest
 
+from _tiny import tiny_config as tiny
 from mobilenets.cli import main
 from mobilenets.errors import MobilenetsError
 from mobilenets.train import (PRESETS, SMALL_STEP_WORK, TrainConfig, apply_preset, build_for_config,
                               keras_schedule, step_work, thread_plan, warmup_cosine, warmup_steps)
-
-
-def tiny(data, **kw):
-    base = dict(data=str(data), arch="v1-0.25-32", weights="none", epochs=3, batch_size=8,
-                learning_rate=0.01, validation_percent=20, test_percent=20)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_seed_preset_is_the_seed_recipe():
