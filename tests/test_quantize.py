@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from _tiny import make_folder, make_run
 from mobilenets.cli import main
 from mobilenets.export import export, load_source
+from mobilenets.export.quantization import exact_input
 from mobilenets.predict import load_classifier
 from mobilenets.quantize import HEADROOM, MAX_GAIN, equalize, reconstruct
 from mobilenets.quantize.graph import bn_gain, consumer_map, folding_bn, kernel_kind, rows
@@ -90,8 +92,43 @@ def test_both_int8_methods_make_integer_only_files_and_say_which(tiny, tmp_path)
         info = json.loads((tmp_path / method / "config.json").read_text())["files"]["model_int8.tflite"]
         assert info["int8_method"] == method
         assert (info.get("reconstructed_layers", 0) > 0) == (method == "reconstruct")
+        assert "exact per pixel" in info["input_rescaling"]
+        # In the file, the pixels' int8 tensor after the Rescaling has one level per pixel value.
+        interp = Interpreter(model_content=files[method])
+        pre = [t for t in interp.get_tensor_details() if "preprocess" in t["name"] and t["dtype"] == np.int8
+               and len(t["shape"]) == 4 and t["shape"][1] > 1]  # the activation, not the 1x1 kernel
+        assert pre and all(np.isclose(t["quantization"][0], 1 / 127.5) and t["quantization"][1] == 0
+                           for t in pre)
     assert files["plain"] != files["reconstruct"]
     assert abs(len(files["plain"]) - len(files["reconstruct"])) < 0.01 * len(files["plain"])
+
+
+@pytest.mark.parametrize("spec", ["v1-0.25-32", "v2-0.35-32"])
+def test_exact_input_keeps_the_answers_and_every_pixel_level(tiny, spec):
+    """x / 127.5 - 1 as one layer computing (x - 128) / 127.5 (a value the int8 grid holds for
+    every pixel), its half-pixel shift folded into the first convolution."""
+    import keras
+
+    root, folder, images = tiny
+    model = load_source(make_run(root / ("exact-" + spec), folder, spec=spec)).model
+    work, shift = exact_input(model)
+    assert shift == pytest.approx(0.5 / 127.5)
+    x = images.astype(np.float32)
+    # The first convolution's output is the same except where it reads its zero padding (for
+    # stride 2 "same": the last row and column), which now stands for pixel 128, not 127.5.
+    conv = next(layer.name for layer in model.layers if type(layer).__name__ == "Conv2D")
+    kernel = model.get_layer(conv).kernel.numpy()
+    first, moved = (keras.Model(m.inputs, m.get_layer(conv).output).predict(x, verbose=0)
+                    for m in (model, work))
+    np.testing.assert_allclose(moved[:, :-1, :-1] + shift * kernel.sum(axis=(0, 1, 2)),
+                               first[:, :-1, :-1], atol=1e-4)
+    assert np.abs(moved - first).max() <= shift * np.abs(kernel).sum(axis=(0, 1, 2)).max() + 1e-4
+    pre = keras.Model(work.inputs, work.get_layer("preprocess").output).predict(x, verbose=0)
+    np.testing.assert_allclose(pre * 127.5, x - 128, atol=1e-3)
+    assert type(model.get_layer("preprocess")).__name__ == "Rescaling"  # the input model is untouched
+    headless = keras.Model(model.inputs, keras.layers.Dense(2)(keras.layers.Flatten()(
+        model.get_layer("preprocess").output)))
+    assert exact_input(headless) == (headless, None)  # no first convolution to take the shift
 
 
 def test_int8_method_is_checked(tmp_path, capsys):
