@@ -346,6 +346,10 @@ def test_stream_decodes_to_a_disk_store_read_back_in_batches(tmp_path):
     assert on_disk.content_key == in_memory.content_key
     (store,) = cache.glob("*.npy")
     assert np.array_equal(np.load(store), in_memory.read())
+    # A store whose folder was removed (a scratch folder) is decoded again, not read from nowhere.
+    for f in cache.iterdir():
+        f.unlink()
+    assert np.array_equal(folder.stream("train", (6, 4), cache_dir=cache).read(), in_memory.read())
 
 
 def test_a_store_left_by_an_interrupted_decode_is_not_reused(tmp_path, monkeypatch):

@@ -26,6 +26,10 @@ SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "valid": "
 MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1
 # retrain.py warns below this many images in a class.
 MIN_IMAGES_PER_CLASS = 20
+# `dataset()` serves a split up to this size from one in-graph tensor (the
+# fastest gather, e.g. all of CIFAR-10 at 32 px); a larger one is read from
+# its store on disk a batch at a time, so memory stays bounded.
+IN_MEMORY_BYTES = 256 * 2**20
 _NOHASH_RE = re.compile(r"_nohash_.*$")
 
 
@@ -178,6 +182,8 @@ class ImageData:
         images = self.stream(split, image_size, resize_mode=resize_mode, cache_dir=cache_dir)
         if not len(images):
             raise MobilenetsError(f"the {split!r} split of {self.name} is empty")
+        if images.nbytes <= IN_MEMORY_BYTES:
+            images = MemoryImages(images.read(), images.labels, images.paths)  # one tensor: fastest
         return make_dataset(images, images.labels, batch_size=batch_size, shuffle=shuffle,
                             augment=augment, seed=seed, drop_remainder=drop_remainder)
 

@@ -233,12 +233,14 @@ class ImageFolder(ImageData):
             raise MobilenetsError(f"image_size is needed to decode {self.root}: e.g. (224, 224)")
         _check_resize_mode(resize_mode)
         key = (split, size, resize_mode)
-        if key not in self._memo:
+        memo = (*key, str(Path(cache_dir).absolute()) if cache_dir else None)
+        # A store in a scratch folder (evaluate's, a --no-cache run's) is gone once that ends.
+        if memo not in self._memo or not self._memo[memo].readable():
             if cache_dir:
-                self._memo[key] = self._load_cache(cache_dir, *key) or self._decode_to_disk(cache_dir, *key)
+                self._memo[memo] = self._load_cache(cache_dir, *key) or self._decode_to_disk(cache_dir, *key)
             else:
-                self._memo[key] = self._decode_to_memory(*key)
-        return self._memo[key]
+                self._memo[memo] = self._decode_to_memory(*key)
+        return self._memo[memo]
 
     # -- decoding
 

@@ -57,6 +57,14 @@ class ImageSplit:
         """SHA-256 of the pixels in order, the same in memory or on disk (keys the feature cache)."""
         raise NotImplementedError
 
+    @property
+    def nbytes(self) -> int:
+        return len(self) * int(np.prod(self.image_shape))
+
+    def readable(self) -> bool:
+        """The images can still be read (a store's file may have been removed with its folder)."""
+        return True
+
     def batches(self, batch_size: int = READ_BATCH) -> Iterator[np.ndarray]:
         """The images in order, `batch_size` at a time."""
         for start in range(0, len(self), batch_size):
@@ -118,6 +126,9 @@ class DiskImages(ImageSplit):
     @property
     def content_key(self) -> str:
         return self._key
+
+    def readable(self) -> bool:
+        return self.path.is_file()
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         start, stop = max(0, start), min(stop, len(self))
