@@ -495,3 +495,20 @@ def test_features_read_in_batches_equal_features_computed_at_once(tmp_path):
     np.testing.assert_allclose(streamed, at_once, rtol=1e-5, atol=1e-6)
     again, hit = extract_features(backbone, images.read(), "k", cache)
     assert hit and np.array_equal(again, streamed)
+
+
+def test_a_large_split_trains_from_its_store_on_disk_and_no_cache_leaves_nothing(folder, tmp_path, monkeypatch):
+    import tempfile
+
+    import mobilenets.data.base as data_base
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # Every split counts as too large to hold: batches come from the .npy store.
+    monkeypatch.setattr(data_base, "IN_MEMORY_BYTES", 0)
+    run = run_training(tiny(folder, mode="scratch", epochs=1, augment={"flip_left_right": True}),
+                       runs_dir=tmp_path / "runs", name="disk")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["count"] > 0 and "accuracy_flip_tta" in metrics["test"]
+    assert [p for p in scratch.iterdir() if p.name.startswith("mobilenets")] == []
