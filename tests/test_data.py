@@ -328,6 +328,71 @@ def test_disk_cache_reuses_decoded_arrays(tmp_path):
     assert len(third[0]) == len(first[0]) + 1 and len(list(cache.iterdir())) == 4
 
 
+def test_stream_decodes_to_a_disk_store_read_back_in_batches(tmp_path):
+    root = _folder(tmp_path / "d", per_class=5, noise=True)
+    (root / "b" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    cache = tmp_path / "cache"
+    in_memory = ImageFolder(root, 0, 0).stream("train", (6, 4))
+    folder = ImageFolder(root, 0, 0)
+    on_disk = folder.stream("train", (6, 4), cache_dir=cache)
+    assert len(on_disk) == len(in_memory) == 10 and on_disk.image_shape == (6, 4, 3)
+    assert [s["path"] for s in folder.skipped_in("train")] == ["b/bad.jpg"]
+    batches = list(on_disk.batches(3))
+    assert [len(b) for b in batches] == [3, 3, 3, 1]  # never the whole split at once
+    assert np.array_equal(np.concatenate(batches), in_memory.read())
+    assert np.array_equal(on_disk.labels, in_memory.labels) and on_disk.paths == in_memory.paths
+    assert np.array_equal(on_disk.take([7, 0, 7]), in_memory.read()[[7, 0, 7]])
+    # One key for the same pixels, wherever they are; the store is a plain .npy.
+    assert on_disk.content_key == in_memory.content_key
+    (store,) = cache.glob("*.npy")
+    assert np.array_equal(np.load(store), in_memory.read())
+    # A store whose folder was removed (a scratch folder) is decoded again, not read from nowhere.
+    for f in cache.iterdir():
+        f.unlink()
+    assert np.array_equal(folder.stream("train", (6, 4), cache_dir=cache).read(), in_memory.read())
+
+
+def test_a_store_left_by_an_interrupted_decode_is_not_reused(tmp_path, monkeypatch):
+    import mobilenets.data.folder as folder_module
+
+    root = _folder(tmp_path / "d", per_class=40, noise=True)
+    cache = tmp_path / "cache"
+    calls = {"n": 0}
+    real = folder_module.load_image
+
+    def dies_half_way(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(folder_module, "load_image", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        ImageFolder(root, 0, 0, workers=1).stream("train", (8, 8), cache_dir=cache)
+    assert list(cache.iterdir()) == []  # no store, no temporary file
+    monkeypatch.setattr(folder_module, "load_image", real)
+    whole = ImageFolder(root, 0, 0).stream("train", (8, 8), cache_dir=cache)
+    assert len(whole) == 80 and sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy"]
+    # A store whose .json was never written (killed in between) is decoded again.
+    (meta,) = cache.glob("*.json")
+    meta.unlink()
+    again = ImageFolder(root, 0, 0).stream("train", (8, 8), cache_dir=cache)
+    assert np.array_equal(np.concatenate(list(again.batches(16))), whole.read()) and meta.is_file()
+
+
+def test_make_dataset_reads_a_disk_store_like_an_array(tmp_path):
+    folder = ImageFolder(_folder(tmp_path / "d", per_class=6, noise=True), 0, 0)
+    images = folder.stream("train", (8, 8), cache_dir=tmp_path / "cache")
+    kw = dict(batch_size=5, shuffle=True, seed=1, augment="flip")
+    from_disk = [(x.numpy(), y.numpy()) for x, y in make_dataset(images, images.labels, **kw)]
+    from_memory = [(x.numpy(), y.numpy()) for x, y in make_dataset(images.read(), images.labels, **kw)]
+    assert len(from_disk) == 3
+    for (a, b), (c, d) in zip(from_disk, from_memory):
+        assert np.array_equal(a, c) and np.array_equal(b, d)
+    prefix = list(make_dataset(images, images.labels[:7], batch_size=4))
+    assert [len(y) for _, y in prefix] == [4, 3]
+
+
 # --------------------------------------------------------------------------- tf.data and augmentation
 
 

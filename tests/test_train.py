@@ -475,3 +475,40 @@ def test_a_distributed_retrain_runs_with_the_settings_its_config_json_holds(fold
     saved = json.loads((run / "config.json").read_text())
     assert {k: saved[k] for k in given} == given == cfg.to_dict()  # nothing edited after it was written
     assert not list(tmp_path.glob("cache/features/*.npy"))  # the head trained on images, not features
+
+
+def test_features_read_in_batches_equal_features_computed_at_once(tmp_path):
+    import keras
+
+    from mobilenets.data import ImageFolder
+    from mobilenets.train import extract_features
+
+    folder = ImageFolder(make_folder(tmp_path / "d", per_class=7), 0, 0)
+    images = folder.stream("train", (16, 16), cache_dir=tmp_path / "images")
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    at_once = backbone.predict(images.read().astype("float32"), verbose=0)
+    cache = tmp_path / "cache"
+    streamed, hit = extract_features(backbone, images, "k", cache, batch_size=4)
+    assert not hit and streamed.shape == at_once.shape == (21, 4)
+    np.testing.assert_allclose(streamed, at_once, rtol=1e-5, atol=1e-6)
+    again, hit = extract_features(backbone, images.read(), "k", cache)
+    assert hit and np.array_equal(again, streamed)
+
+
+def test_a_large_split_trains_from_its_store_on_disk_and_no_cache_leaves_nothing(folder, tmp_path, monkeypatch):
+    import tempfile
+
+    import mobilenets.data.base as data_base
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # Every split counts as too large to hold: batches come from the .npy store.
+    monkeypatch.setattr(data_base, "IN_MEMORY_BYTES", 0)
+    run = run_training(tiny(folder, mode="scratch", epochs=1, augment={"flip_left_right": True}),
+                       runs_dir=tmp_path / "runs", name="disk")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["count"] > 0 and "accuracy_flip_tta" in metrics["test"]
+    assert [p for p in scratch.iterdir() if p.name.startswith("mobilenets")] == []

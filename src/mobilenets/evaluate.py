@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
     Args:
         model: a Keras model taking 0-255 pixels, or a callable returning
             class probabilities for a batch of images.
-        images: uint8 or float images, shape (N, H, W, 3).
+        images: uint8 or float images, shape (N, H, W, 3), or an
+            `ImageSplit` (`mobilenets.data`), read a batch at a time.
         labels: int class indices, shape (N,).
         classes: class names, index-aligned with the model's outputs.
         paths: file of each image, for the misclassified list.
@@ -54,7 +56,7 @@ def evaluate_arrays(model, images: np.ndarray, labels: np.ndarray, classes: list
         raise MobilenetsError(f"tta must be one of {', '.join(TTA)}. Received {tta!r}")
     probs = _predict(model, images, batch_size)
     if tta == "flip":
-        probs = (probs + _predict(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)) / 2
+        probs = (probs + _predict(model, images, batch_size, flip=True)) / 2
     labels = np.asarray(labels).astype(int)
     pred = probs.argmax(axis=1)
     k = min(k, len(classes))
@@ -93,12 +95,25 @@ def top_k_column(result: dict) -> dict:
     return {f"top-{result['k']}": result["top_k_accuracy"]}
 
 
-def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    if hasattr(model, "predict"):
-        out = [model.predict_on_batch(images[i:i + batch_size].astype("float32"))
-               for i in range(0, len(images), batch_size)]
-        return np.concatenate([np.asarray(o) for o in out])
-    return np.asarray(model(images))
+def _predict(model, images, batch_size: int, flip: bool = False) -> np.ndarray:
+    """Probabilities a batch at a time: float32 (and mirrored) copies of one batch, never of the split."""
+    if isinstance(images, np.ndarray) and not hasattr(model, "predict"):
+        return np.asarray(model(np.ascontiguousarray(images[:, :, ::-1]) if flip else images))
+    out = []
+    for batch in _batches(images, batch_size):
+        if flip:
+            batch = batch[:, :, ::-1]
+        if hasattr(model, "predict"):
+            out.append(np.asarray(model.predict_on_batch(batch.astype("float32"))))
+        else:
+            out.append(np.asarray(model(np.ascontiguousarray(batch))))
+    return np.concatenate(out)
+
+
+def _batches(images, batch_size: int):
+    if hasattr(images, "batches"):  # an ImageSplit, read from disk a batch at a time
+        return images.batches(batch_size)
+    return (images[i:i + batch_size] for i in range(0, len(images), batch_size))
 
 
 def write_evaluation(result: dict, out_dir: Path) -> Path:
@@ -187,9 +202,11 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     n_out = model.output_shape[-1]
     if n_out != len(classes):
         raise MobilenetsError(f"the model has {n_out} outputs but the data has {len(classes)} classes")
-    images, labels, paths = ds.arrays(split, tuple(model.input_shape[1:3]))
+    # Decoded to a temporary store and read in batches: a split of any size fits.
+    with tempfile.TemporaryDirectory(prefix="mobilenets-evaluate-") as scratch:
+        images = ds.stream(split, tuple(model.input_shape[1:3]), cache_dir=scratch)
+        result = evaluate_arrays(model, images, images.labels, classes, images.paths, k=k, tta=tta)
     skipped = ds.skipped_in(split)
-    result = evaluate_arrays(model, images, labels, classes, paths, k=k, tta=tta)
     result["split"] = split
     result["model"] = str(model_path)
     # Named as in a run's data_report.json (the list) and metrics.json (the count).

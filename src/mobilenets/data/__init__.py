@@ -16,14 +16,17 @@ is first asked for at an image size; a file that fails to decode (truncated,
 corrupt) is skipped then. Skipped files are listed with their reason in
 `report()`; `verify()` decodes everything up front for a complete report.
 
-The decoded split is a uint8 array held in memory (optionally cached on disk
-as .npy); `dataset()` serves it through tf.data with shuffling, augmentation
-as TF ops (`mobilenets.augment`), batching and prefetching.
+A decoded split is an `ImageSplit` (`stream()`): uint8 images held in memory,
+or, with a cache folder, decoded chunk by chunk into a .npy there and read
+back a batch at a time, so memory does not grow with the split. `dataset()`
+serves it through tf.data with shuffling, augmentation as TF ops
+(`mobilenets.augment`), batching and prefetching.
 
 The package, one module per concern, each importing only those above it here:
 
     images     one file to pixels: extensions, sniffing, decoding, resizing
-    pipeline   in-memory arrays through tf.data
+    store      `ImageSplit`: a decoded split in memory or in a .npy on disk, read in batches
+    pipeline   images (arrays or `ImageSplit`s) through tf.data
     base       `ImageData` (what every dataset offers) and the hash split
     folder     `ImageFolder`
     builtins   digits and CIFAR-10 in memory
@@ -32,7 +35,8 @@ The package, one module per concern, each importing only those above it here:
 """
 
 from mobilenets.data.images import IMAGE_EXTENSIONS, RESIZE_MODES, BadImage, load_image, resize_images
-from mobilenets.data.pipeline import make_dataset
+from mobilenets.data.store import DiskImages, ImageSplit, MemoryImages
+from mobilenets.data.pipeline import batch_dataset, make_dataset
 from mobilenets.data.base import (SPLITS, SPLIT_FOLDERS, MAX_NUM_IMAGES_PER_CLASS, MIN_IMAGES_PER_CLASS,
                                   which_set, ImageData)
 from mobilenets.data.folder import CACHE_VERSION, ImageFolder
@@ -40,7 +44,8 @@ from mobilenets.data.builtins import CIFAR10_CLASSES, DIGITS_SEED, ArrayDataset,
 from mobilenets.data.archives import cache_home, extract_archive, safe_extract
 from mobilenets.data.sources import open_dataset, resolved_data, run_data
 
-__all__ = ["IMAGE_EXTENSIONS", "RESIZE_MODES", "BadImage", "load_image", "resize_images", "make_dataset",
+__all__ = ["IMAGE_EXTENSIONS", "RESIZE_MODES", "BadImage", "load_image", "resize_images", "DiskImages", "ImageSplit",
+           "MemoryImages", "batch_dataset", "make_dataset",
            "SPLITS", "SPLIT_FOLDERS", "MAX_NUM_IMAGES_PER_CLASS", "MIN_IMAGES_PER_CLASS", "which_set",
            "ImageData", "CACHE_VERSION", "ImageFolder", "CIFAR10_CLASSES", "DIGITS_SEED", "ArrayDataset",
            "BUILTINS", "load_builtin", "cache_home", "extract_archive", "safe_extract", "open_dataset",

@@ -15,6 +15,7 @@ import numpy as np
 from mobilenets.artifacts import write_json
 from mobilenets.augment import Augment
 from mobilenets.data.pipeline import make_dataset
+from mobilenets.data.store import ImageSplit, MemoryImages
 from mobilenets.errors import MobilenetsError
 
 SPLITS = ("train", "val", "test")
@@ -25,6 +26,10 @@ SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "valid": "
 MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1
 # retrain.py warns below this many images in a class.
 MIN_IMAGES_PER_CLASS = 20
+# `dataset()` serves a split up to this size from one in-graph tensor (the
+# fastest gather, e.g. all of CIFAR-10 at 32 px); a larger one is read from
+# its store on disk a batch at a time, so memory stays bounded.
+IN_MEMORY_BYTES = 256 * 2**20
 _NOHASH_RE = re.compile(r"_nohash_.*$")
 
 
@@ -133,6 +138,17 @@ class ImageData:
                cache_dir=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise NotImplementedError
 
+    def stream(self, split: str, image_size=None, resize_mode: str = "stretch", cache_dir=None) -> ImageSplit:
+        """A split as an `ImageSplit`, read a batch at a time (here: the in-memory arrays).
+
+        Args:
+            split: "train", "val" (or "validation") or "test".
+            image_size: `(height, width)` or one int (square).
+            resize_mode: "stretch" or "center_crop".
+            cache_dir: where a dataset that decodes files keeps the decoded split.
+        """
+        return MemoryImages(*self.arrays(split, image_size, resize_mode=resize_mode, cache_dir=cache_dir))
+
     def dataset(
         self,
         split: str,
@@ -147,8 +163,9 @@ class ImageData:
     ):
         """A `tf.data.Dataset` of `(float32 images 0..255 (B, h, w, 3), int32 labels (B,))`.
 
-        The split is decoded and resized once (see `arrays`) and served from
-        memory; shuffling and augmentation happen inside tf.data.
+        The split is decoded and resized once (see `stream`) and served from
+        memory, or with `cache_dir` read from its store on disk a batch at a
+        time; shuffling and augmentation happen inside tf.data.
 
         Args:
             split: "train", "val" (or "validation") or "test".
@@ -157,15 +174,17 @@ class ImageData:
             shuffle: reshuffle the examples every epoch.
             augment: an `Augment` (or text for `Augment.parse`); None for none.
             seed: makes shuffling and augmentation reproducible.
-            cache_dir: keep the decoded array as .npy here for the next run.
+            cache_dir: keep the decoded split as .npy here (for the next run too).
             resize_mode: "stretch" or "center_crop".
             drop_remainder: drop the last incomplete batch.
         """
         split = _split(split)
-        images, labels, _ = self.arrays(split, image_size, resize_mode=resize_mode, cache_dir=cache_dir)
+        images = self.stream(split, image_size, resize_mode=resize_mode, cache_dir=cache_dir)
         if not len(images):
             raise MobilenetsError(f"the {split!r} split of {self.name} is empty")
-        return make_dataset(images, labels, batch_size=batch_size, shuffle=shuffle,
+        if images.nbytes <= IN_MEMORY_BYTES:
+            images = MemoryImages(images.read(), images.labels, images.paths)  # one tensor: fastest
+        return make_dataset(images, images.labels, batch_size=batch_size, shuffle=shuffle,
                             augment=augment, seed=seed, drop_remainder=drop_remainder)
 
     def __repr__(self) -> str:

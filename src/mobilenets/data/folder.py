@@ -2,10 +2,12 @@
 
     data = ImageFolder("photos/", validation_percent=10, test_percent=10)
     images, labels, paths = data.arrays("train", (224, 224))
+    for batch in data.stream("train", (224, 224), cache_dir="cache/images").batches(64): ...
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import json
@@ -14,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilenets.artifacts import atomic_path, write_json
+from mobilenets.artifacts import write_json
 from mobilenets.data.base import SPLITS, SPLIT_FOLDERS, ImageData, which_set, _check_percents, _split
+from mobilenets.data.store import DiskImages, ImageSplit, MemoryImages, store_writer
 from mobilenets.data.images import (BadImage, load_image, _check_resize_mode, _list_images, _loose_images,
                                     _size, _sniff, _subdirs)
 from mobilenets.env import progress_bar
 from mobilenets.errors import MobilenetsError
 
-# Bump when decoding changes, so stale .npy caches are not reused.
-CACHE_VERSION = 1
+# Bump when decoding or the store changes, so stale .npy caches are not reused.
+CACHE_VERSION = 2
 _DECODE_CHUNK = 64
 # Jobs of fewer items than this end before a progress bar is worth drawing.
 _BAR_MIN_ITEMS = 500
@@ -189,21 +192,40 @@ class ImageFolder(ImageData):
         """Decode every file once (small) so `skipped` lists all bad files."""
         for split in SPLITS:
             if split not in self._decoded and self._files[split]:
-                self._decode_split(split, (32, 32), "stretch", keep=False)
+                self._decode_split(split, (32, 32), "stretch", sink=None)
 
     def arrays(self, split: str, image_size=None, resize_mode: str = "stretch",
                cache_dir: "str | os.PathLike | None" = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """A split decoded and resized: `(uint8 images (N, h, w, 3), int32 labels (N,), paths)`.
 
-        Each file is decoded once per image size (in parallel) and the result
-        kept in memory; files that fail to decode are skipped and reported.
+        Each file is decoded once per image size (in parallel); files that fail
+        to decode are skipped and reported. The whole split is returned in
+        memory: `stream` reads a large one a batch at a time instead.
 
         Args:
             split: "train", "val" (or "validation") or "test".
             image_size: `(height, width)` or one int (square). Required.
             resize_mode: "stretch" or "center_crop".
-            cache_dir: keep (and reuse) the decoded array as .npy here, keyed
+            cache_dir: keep (and reuse) the decoded split as .npy here, keyed
                 by the file list, sizes, mtimes and the image size.
+        """
+        images = self.stream(split, image_size, resize_mode, cache_dir)
+        return images.read(), images.labels, images.paths
+
+    def stream(self, split: str, image_size=None, resize_mode: str = "stretch",
+               cache_dir: "str | os.PathLike | None" = None) -> ImageSplit:
+        """A split decoded and resized once, as an `ImageSplit` read in batches.
+
+        With `cache_dir` the images are decoded chunk by chunk into a .npy
+        there (reused by later runs while the files are unchanged) and read
+        back in batches, so memory does not grow with the split; without it
+        they are held in memory.
+
+        Args:
+            split: "train", "val" (or "validation") or "test".
+            image_size: `(height, width)` or one int (square). Required.
+            resize_mode: "stretch" or "center_crop".
+            cache_dir: the folder of decoded-image stores.
         """
         split = _split(split)
         size = _size(image_size)
@@ -211,64 +233,100 @@ class ImageFolder(ImageData):
             raise MobilenetsError(f"image_size is needed to decode {self.root}: e.g. (224, 224)")
         _check_resize_mode(resize_mode)
         key = (split, size, resize_mode)
-        if key not in self._memo:
-            cached = self._load_cache(cache_dir, *key) if cache_dir else None
-            self._memo[key] = cached or self._decode_split(split, size, resize_mode, cache_dir=cache_dir)
-        return self._memo[key]
+        memo = (*key, str(Path(cache_dir).absolute()) if cache_dir else None)
+        # A store in a scratch folder (evaluate's, a --no-cache run's) is gone once that ends.
+        if memo not in self._memo or not self._memo[memo].readable():
+            if cache_dir:
+                self._memo[memo] = self._load_cache(cache_dir, *key) or self._decode_to_disk(cache_dir, *key)
+            else:
+                self._memo[memo] = self._decode_to_memory(*key)
+        return self._memo[memo]
 
     # -- decoding
 
-    def _decode_split(self, split, size, resize_mode, keep=True, cache_dir=None):
+    def _decode_to_memory(self, split, size, resize_mode) -> MemoryImages:
+        rows = _Rows(len(self._files[split]), (*size, 3))
+        self._decode_split(split, size, resize_mode, sink=rows)
+        return MemoryImages(rows.images, self._labels(split), self._paths(split))
+
+    def _decode_to_disk(self, cache_dir, split, size, resize_mode) -> DiskImages:
+        cache_dir = Path(cache_dir)
+        key = self._cache_key(split, size, resize_mode)
+        with store_writer(cache_dir / f"{key}.npy", len(self._files[split]), (*size, 3)) as writer:
+            bad = self._decode_split(split, size, resize_mode, sink=writer)
+        # The .json is written last: a cache entry counts only when both exist.
+        write_json(cache_dir / f"{key}.json", {"count": writer.count, "sha256": writer.content_key,
+                                                "skipped": [(self._rel(p), r) for p, r in bad]})
+        return DiskImages(cache_dir / f"{key}.npy", self._labels(split), self._paths(split), writer.content_key)
+
+    def _decode_split(self, split, size, resize_mode, sink) -> list:
+        """Decode a split in order, a chunk at a time, into `sink.append` (None: only check the files).
+
+        Returns the `(path, reason)` of the files that failed, which are also
+        skipped from now on.
+        """
         files = self._files[split]
-        cache_key = self._cache_key(split, size, resize_mode) if cache_dir else None
-        h, w = size
-        images = np.empty((len(files), h, w, 3), np.uint8) if keep else None
 
-        def decode(item):
-            # Each worker writes its own row, so no list of arrays piles up.
-            i, path = item
-            try:
-                array = load_image(path, size, resize_mode)
-            except BadImage as e:
-                return e.reason
-            if keep:
-                images[i] = array
-            return None
+        def decode(chunk):
+            good, reasons = [], []
+            for path, _ in chunk:
+                try:
+                    image = load_image(path, size, resize_mode)
+                except BadImage as e:
+                    reasons.append(e.reason)
+                    continue
+                reasons.append(None)
+                if sink is not None:
+                    good.append(image)
+            return (np.stack(good) if good else None), reasons
 
-        reasons = self._map(decode, [(i, f) for i, (f, _) in enumerate(files)], f"decoding {split}")
-        ok = np.array([r is None for r in reasons], bool)
+        reasons = []
+        for images, part in self._chunks(decode, files, f"decoding {split}"):
+            if images is not None:
+                sink.append(images)
+            reasons.extend(part)
         bad = [(f, r) for (f, _), r in zip(files, reasons) if r is not None]
         for path, reason in bad:
             self._skip(path, reason, split)
-        self._files[split] = [f for f, good in zip(files, ok) if good]
+        self._files[split] = [item for item, r in zip(files, reasons) if r is None]
         self._decoded.add(split)
-        if not keep:
-            return None
-        if bad:
-            images = images[ok]
-        labels = self._labels(split)
-        paths = [str(f) for f, _ in self._files[split]]
-        if cache_dir:
-            self._save_cache(cache_dir, cache_key, images, [(self._rel(p), r) for p, r in bad])
-        return images, labels, paths
+        return bad
+
+    def _paths(self, split: str) -> list[str]:
+        return [str(f) for f, _ in self._files[split]]
 
     def _map(self, fn, items: list, description: str) -> list:
         """`[fn(x) for x in items]` on the thread pool, in order, with a progress bar."""
+        return [y for part in self._chunks(lambda chunk: [fn(x) for x in chunk], items, description)
+                for y in part]
+
+    def _chunks(self, fn, items: list, description: str):
+        """`fn(chunk)` for consecutive chunks of `items` on the thread pool, yielded in order.
+
+        At most a few chunks per worker are in flight, so results (decoded
+        images) never pile up faster than the caller consumes them.
+        """
         if not items:
-            return []
+            return
         chunks = [items[i:i + _DECODE_CHUNK] for i in range(0, len(items), _DECODE_CHUNK)]
-        out = []
         with progress_bar(description, len(items), self.progress, min_total=_BAR_MIN_ITEMS) as bar:
             if self.workers == 1 or len(chunks) == 1:
                 for chunk in chunks:
-                    out.extend(fn(x) for x in chunk)
+                    yield fn(chunk)
                     bar.advance(len(chunk))
-                return out
+                return
             with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-                for part in pool.map(lambda chunk: [fn(x) for x in chunk], chunks):
-                    out.extend(part)
-                    bar.advance(len(part))
-        return out
+                pending = collections.deque()
+                for chunk in chunks:
+                    pending.append((pool.submit(fn, chunk), len(chunk)))
+                    if len(pending) >= 2 * self.workers:
+                        future, n = pending.popleft()
+                        yield future.result()
+                        bar.advance(n)
+                while pending:
+                    future, n = pending.popleft()
+                    yield future.result()
+                    bar.advance(n)
 
     # -- disk cache
 
@@ -282,14 +340,7 @@ class ImageFolder(ImageData):
         digest = hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
         return f"{split}-{size[0]}x{size[1]}-{resize_mode}-{digest}"
 
-    def _save_cache(self, cache_dir, key: str, images: np.ndarray, bad: list) -> None:
-        cache_dir = Path(cache_dir)
-        with atomic_path(cache_dir / f"{key}.npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, images)
-        # The .json is written last: a cache entry counts only when both exist.
-        write_json(cache_dir / f"{key}.json", {"count": len(images), "skipped": bad})
-
-    def _load_cache(self, cache_dir, split, size, resize_mode):
+    def _load_cache(self, cache_dir, split, size, resize_mode) -> DiskImages | None:
         cache_dir = Path(cache_dir)
         key = self._cache_key(split, size, resize_mode)
         meta_path, npy_path = cache_dir / f"{key}.json", cache_dir / f"{key}.npy"
@@ -297,15 +348,32 @@ class ImageFolder(ImageData):
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            images = np.load(npy_path, allow_pickle=False)
-        except (OSError, ValueError):
+            bad = {rel: reason for rel, reason in meta["skipped"]}
+            keep = [(f, label) for f, label in self._files[split] if self._rel(f) not in bad]
+            labels = np.array([label for _, label in keep], np.int32)
+            images = DiskImages(npy_path, labels, [str(f) for f, _ in keep], meta["sha256"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        bad = {rel: reason for rel, reason in meta["skipped"]}
-        keep = [(f, label) for f, label in self._files[split] if self._rel(f) not in bad]
-        if len(keep) != len(images) or images.shape[1:] != (*size, 3):
+        if images.image_shape != (*size, 3) or meta["count"] != len(keep):
             return None
         for rel, reason in bad.items():
             self._skip(rel, reason, split)
         self._files[split] = keep
         self._decoded.add(split)
-        return images, self._labels(split), [str(f) for f, _ in keep]
+        return images
+
+
+class _Rows:
+    """The in-memory sink of `_decode_split`: chunks copied into one preallocated array."""
+
+    def __init__(self, capacity: int, image_shape):
+        self._images = np.empty((capacity, *image_shape), np.uint8)
+        self.count = 0
+
+    def append(self, images: np.ndarray) -> None:
+        self._images[self.count:self.count + len(images)] = images
+        self.count += len(images)
+
+    @property
+    def images(self) -> np.ndarray:
+        return self._images[:self.count]

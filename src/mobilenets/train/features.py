@@ -1,11 +1,13 @@
 """The bottleneck cache: a frozen backbone's pooled features, computed once, and the head on them.
 
-    features, hit = extract_features(backbone, images, key, cache_dir)
+    features, hit = extract_features(backbone, data.stream("train", 224, cache_dir=...), key, cache_dir)
 
 Without augmentation a retrain's head sees the same features every epoch:
 they are computed once and cached on disk, keyed by model, weights and image
 content (TF-Hub retrain.py's bottleneck trick), so a second run skips the
-backbone entirely.
+backbone entirely. Images reach the backbone a batch at a time from the
+decoded-image store, so memory holds the features (~1 KB an image) but never
+the whole split of pixels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenets import artifacts
+from mobilenets.data import ImageSplit, batch_dataset
 from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.train.build import class_weights, make_optimizer
@@ -31,19 +34,26 @@ def image_cache(cache_dir: Path | None) -> Path | None:
     return cache_dir / "images" if cache_dir else None
 
 
-def _feature_key(config: TrainConfig, images: np.ndarray) -> str:
-    h = hashlib.sha256()
+def _feature_key(config: TrainConfig, images: ImageSplit) -> str:
+    # The pixels' digest comes with the split (taken as it was decoded), so a
+    # cache hit does not read every image again.
     weights = config.weights
     if weights not in ("imagenet", "none") and Path(weights).is_file():
         weights = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    h.update(json.dumps([config.spec.name, weights, list(images.shape)]).encode())
-    h.update(np.ascontiguousarray(images).data)
-    return h.hexdigest()[:24]
+    blob = json.dumps([config.spec.name, weights, [len(images), *images.image_shape], images.content_key])
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def extract_features(backbone, images: np.ndarray, key: str, cache_dir: Path | None,
+def extract_features(backbone, images: "ImageSplit | np.ndarray", key: str, cache_dir: Path | None,
                      batch_size: int = 64) -> tuple[np.ndarray, bool]:
     """Pooled backbone features for `images`, from the disk cache when present.
+
+    Args:
+        backbone: the model whose outputs are the features.
+        images: uint8 images, an `ImageSplit` (read a batch at a time) or an array.
+        key: names the cached features (`<cache_dir>/features/<key>.npy`).
+        cache_dir: the cache folder; None computes and keeps nothing.
+        batch_size: images per forward pass.
 
     Returns:
         (features, cache_hit)
@@ -52,7 +62,7 @@ def extract_features(backbone, images: np.ndarray, key: str, cache_dir: Path | N
     if path is not None and path.is_file():
         return np.load(path), True
     with keras_progress() as verbose:  # a bar on a terminal, nothing in a log
-        feats = backbone.predict(images.astype("float32"), batch_size=batch_size, verbose=int(verbose == 1))
+        feats = backbone.predict(batch_dataset(images, batch_size), verbose=int(verbose == 1))
     if path is not None:
         with artifacts.atomic_path(path) as tmp:
             np.save(tmp, feats)
@@ -70,12 +80,12 @@ def head_on_features(model, job: Job):
     backbone = keras.Model(model.inputs, model.get_layer(HEAD_LAYERS[0]).output)
     feats, hits = {}, {}
     for split in ("train", "val") if "val" in job.splits else ("train",):
-        images, labels, _ = data.arrays(split, job.size, cache_dir=image_cache(cache_dir))
+        images = data.stream(split, job.size, cache_dir=job.images_dir)
         if not len(images):  # every file failed to decode: what the image pipeline says then
             raise MobilenetsError(f"the {split!r} split of {data.name} is empty")
         key = _feature_key(config, images)
         feats[split], hits[split] = extract_features(backbone, images, key, cache_dir)
-        feats[split] = (feats[split], labels)
+        feats[split] = (feats[split], images.labels)
     state["feature_cache_hit"] = all(hits.values())
     report(f"bottleneck features: {'cache hit' if state['feature_cache_hit'] else 'computed'}"
            + (f" ({cache_dir / 'features'})" if cache_dir else ""))

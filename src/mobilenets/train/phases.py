@@ -12,7 +12,6 @@ from mobilenets.train.build import class_weights, compile_model
 from mobilenets.train.callbacks import budget_cosine, epoch_callbacks, log_value, stop_at
 from mobilenets.train.kernels import training_kernels
 from mobilenets.train.lowres import check_fits, fits, low_res_epochs, low_res_size, pixels, resized
-from mobilenets.train.features import image_cache
 from mobilenets.train.runs import Job, load_checkpoint
 from mobilenets.train.runtime import keras_progress, strategy_scope
 from mobilenets.train.schedule import budget_fitted
@@ -31,7 +30,7 @@ def fit_phase(model, job: Job, phase: str, epochs: int, lr: float):
     run, config, data, state, strategy, aug = job.dir, job.config, job.data, job.state, job.strategy, job.augment
     size = job.size
     n_cls = len(data.classes)
-    images = image_cache(job.cache_dir)
+    images = job.images_dir
     # No ragged last batch: a step on a 2-image remainder, with BatchNorm
     # using that batch's statistics, wrecks every epoch's end; replicas also
     # need equal shares. Shuffling each epoch means every image is still seen.
@@ -63,7 +62,7 @@ def fit_phase(model, job: Job, phase: str, epochs: int, lr: float):
             compile_model(model, config, steps, epochs, lr)
     training_kernels(model)
     if not complete:
-        labels = data.arrays("train", size, cache_dir=images)[1] if config.class_weights == "auto" else None
+        labels = data.stream("train", size, cache_dir=images).labels if config.class_weights == "auto" else None
         callbacks = epoch_callbacks(run, phase, state, config, job.started)
         low = low_res_size(config, size) if phase == "train" else None
         if low and config.low_res is None and not fits(model, low):
@@ -134,6 +133,6 @@ def _validation_set(data, split, size, batch_size, image_cache, strategy):
     from mobilenets.data import make_dataset
 
     n = strategy.num_replicas_in_sync
-    images, labels, _ = data.arrays(split, size, cache_dir=image_cache)
+    images = data.stream(split, size, cache_dir=image_cache)
     keep = len(images) - len(images) % n
-    return make_dataset(images[:keep], labels[:keep], batch_size=max(n, batch_size - batch_size % n))
+    return make_dataset(images, images.labels[:keep], batch_size=max(n, batch_size - batch_size % n))

@@ -91,14 +91,18 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     keras.utils.set_random_seed(config.seed)
     # Extracted archives and face crops go under the cache given; with none
     # (--no-cache) under a folder of this run's own, removed when it ends.
-    scratch = None if cache_dir else Path(tempfile.mkdtemp(prefix="mobilenets-no-cache-"))
+    # Decoded images always go to disk (the cache's, or that folder) and are
+    # read back in batches: in memory they grow with the dataset.
+    keep = bool(cache_dir and config.cache_features)
+    scratch = None if keep else Path(tempfile.mkdtemp(prefix="mobilenets-no-cache-"))
     files_dir = Path(cache_dir) if cache_dir else scratch
-    cache_dir = Path(cache_dir) if cache_dir and config.cache_features else None
+    cache_dir = Path(cache_dir) if keep else None
+    images_dir = image_cache(cache_dir) if keep else scratch / "images"
     if cache_dir:
-        for folder in (cache_dir / "features", image_cache(cache_dir)):
+        for folder in (cache_dir / "features", images_dir):
             artifacts.remove_stale(folder)
     try:
-        return _train_run(run, config, state, cache_dir, files_dir, data, started)
+        return _train_run(run, config, state, cache_dir, files_dir, images_dir, data, started)
     except MobilenetsError:
         if not resume and not (run / "checkpoints" / "state.json").exists():
             # Refused before its first epoch (bad data, a split that decodes to
@@ -132,8 +136,8 @@ def refuse_random_backbone(config: TrainConfig) -> None:
             "--weights imagenet or a weights file")
 
 
-def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir: Path, data,
-               started: float) -> Path:
+def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir: Path, images_dir: Path,
+               data, started: float) -> Path:
     import keras
 
     from mobilenets.data import open_dataset
@@ -154,7 +158,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir
     state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
     aug = Augment.parse(config.augment)
     job = Job(dir=run, config=config, data=data, splits=data.splits, augment=aug, state=state,
-              started=started, strategy=strategy, cache_dir=cache_dir)
+              started=started, strategy=strategy, cache_dir=cache_dir, images_dir=images_dir)
 
     with strategy_scope(strategy):
         model = build_for_config(config, len(classes))
@@ -183,7 +187,7 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir
         plain = keras.Model.from_config(model.get_config())
         plain.set_weights(model.get_weights())
         model = plain
-    finish_run(run, model, data, job.splits, state, started, image_cache(cache_dir),
+    finish_run(run, model, data, job.splits, state, started, images_dir,
                flip_tta=bool(config.augment.get("flip_left_right")))
     return run
 
@@ -207,11 +211,11 @@ def finish_run(run: Path, model, data, splits: tuple[str, ...], state: dict, sta
                "replicas": state.get("replicas", 1)}
     for split in ("val", "test"):
         if split in splits:
-            images, labels, paths = data.arrays(split, size, cache_dir=image_cache)
-            result = evaluate_arrays(model, images, labels, list(data.classes), paths)
+            images = data.stream(split, size, cache_dir=image_cache)
+            result = evaluate_arrays(model, images, images.labels, list(data.classes), images.paths)
             metrics[split] = {k: result[k] for k in ("accuracy", "top_k_accuracy", "k", "count")}
             if split == "test" and flip_tta:
-                tta = evaluate_arrays(model, images, labels, list(data.classes), paths, tta="flip")
+                tta = evaluate_arrays(model, images, images.labels, list(data.classes), images.paths, tta="flip")
                 metrics[split]["accuracy_flip_tta"] = tta["accuracy"]
                 metrics[split]["top_k_accuracy_flip_tta"] = tta["top_k_accuracy"]
             if split == "test":

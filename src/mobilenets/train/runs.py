@@ -34,6 +34,8 @@ class Job:
         started: `time.monotonic()` at the start: the time budget counts from it.
         strategy: the distribution strategy, or None for one device.
         cache_dir: where features and decoded images are cached (None: nowhere).
+        images_dir: where the decoded images are kept and read back in batches:
+            the cache's, or a scratch folder removed after the run (None: in memory).
     """
 
     dir: Path
@@ -45,6 +47,7 @@ class Job:
     started: float
     strategy: object = None
     cache_dir: Path | None = None
+    images_dir: Path | None = None
 
     @property
     def size(self) -> tuple[int, int]:
