@@ -56,10 +56,14 @@ class Server:
 
         if queue < 1:
             raise MobilenetsError(f"queue must be >= 1. Received {queue}")
-        self.registry = Registry(target, labels=labels, input_range=input_range, threads=threads,
-                                 max_pixels=max_pixels)
+        self.socket = _bind(host, port)  # first: a port in use is said at once, not after loading
+        try:
+            self.registry = Registry(target, labels=labels, input_range=input_range, threads=threads,
+                                     max_pixels=max_pixels)
+        except BaseException:
+            self.socket.close()
+            raise
         self.app = create_app(self.registry, max_upload_bytes=max_upload_bytes, queue=queue)
-        self.socket = _bind(host, port)
         bound = self.socket.getsockname()[1]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/"
         self._server = uvicorn.Server(uvicorn.Config(
