@@ -155,7 +155,8 @@ def main(argv=None) -> int:
             finally:
                 proc.send_signal(2)
                 proc.wait(timeout=30)
-    rows = [{"model": Path(model).name, "images": len(files), "connections": c,
+    shown = f"{Path(model).name}/ (run: model.keras)" if Path(model).is_dir() else Path(model).name
+    rows = [{"model": shown, "images": len(files), "connections": c,
              "predict_img_s": round(median(predicted), 1), "serve_img_s": round(median(served[c]), 1),
              "ratio": round(median(ratios[c]), 3), "meets_target": median(ratios[c]) >= TARGET}
             for c in connections]
