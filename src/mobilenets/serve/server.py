@@ -67,7 +67,9 @@ class Server:
         bound = self.socket.getsockname()[1]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/"
         self._server = uvicorn.Server(uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5))
+            # log_config=None: a library leaves the caller's logging as it is (errors still reach stderr).
+            self.app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5))
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
