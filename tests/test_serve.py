@@ -185,6 +185,17 @@ def test_concurrent_requests_are_queued_with_a_bound_and_never_crash(run):
         assert _predict(s, jpeg)[0] == 200
 
 
+def test_a_third_party_tflite_with_a_labels_file_names_the_shared_photos(shared):
+    from mobilenets.serve import Registry
+
+    models = shared / "models"
+    registry = Registry(models / "mobilenet_v1_0.25_128_quant.tflite", labels=models / "imagenet_labels.txt")
+    assert registry.names == ["mobilenet_v1_0.25_128_quant.tflite"] and registry.evaluations() == []
+    cat = registry.predict((models / "cat.bmp").read_bytes(), k=3)["predictions"]
+    assert any("cat" in p["label"] for p in cat)
+    assert registry.predict((models / "parrot.jpg").read_bytes(), k=1)["predictions"][0]["label"] == "macaw"
+
+
 def test_a_port_in_use_is_one_line(server, run):
     from mobilenets.errors import MobilenetsError
     from mobilenets.serve import Server
