@@ -369,7 +369,7 @@ def test_a_tensorflow_that_does_not_import_is_a_one_line_error(tmp_path):
 def test_help_and_parsing_load_no_tensorflow():
     # The library loads when a command runs: `mobilenets --help` answers at once.
     code = ("import sys; from mobilenets.cli import build_parser, main\n"
-            "for argv in (['--help'], ['zoo', '--help'], ['compare', '--help']):\n"
+            "for argv in (['--help'], ['zoo', '--help'], ['compare', '--help'], ['serve', '--help']):\n"
             "    try: main(argv)\n"
             "    except SystemExit: pass\n"
             "build_parser().parse_args(['retrain', 'digits', '--epochs', '3'])\n"

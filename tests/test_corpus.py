@@ -186,6 +186,16 @@ CASES = [
     (["benchmark", "v1-0.25-32", "--threads", "two"], ""),
     (["benchmark", "v1-0.25-32", "--threads", "0"], ""),
     (["benchmark", "v1-0.25-32", "--out", "{c}/notes.txt/b.csv"], "is a file, not a folder"),
+    # serve: refused before the port is bound
+    (["serve", "{m}/model.tflite"], ""),
+    (["serve", "{m}/empty.tflite"], ""),
+    (["serve", "{m}/model.keras"], ""),
+    (["serve", "{c}/nowhere.tflite"], "no such model file"),
+    (["serve", "{r}/no_config"], "not a run directory"),
+    (["serve", "{r}/text_model"], ""),
+    (["serve", "{c}/notes.txt"], "unsupported model file"),
+    (["serve", "{r}/text_model", "--port", "70000"], "--port: must be a port number"),
+    (["serve", "{r}/text_model", "--max-upload-mb", "0"], "--max-upload-mb: must be a number > 0"),
     # compare
     (["compare"], "give candidates"),
     (["compare", "v9-1.00-224"], ""),

@@ -295,6 +295,24 @@ def test_load_image_resize_modes_and_errors(tmp_path):
         assert isinstance(info.value, MobilenetsError) and info.value.reason.startswith(reason)
 
 
+def test_load_image_reads_bytes_as_it_reads_files_and_bounds_pixels(tmp_path):
+    """An upload's bytes decode exactly as the file does; too many pixels is refused from the header."""
+    from mobilenets.data import ImageTooLarge
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    data = (tmp_path / "a.jpg").read_bytes()
+    assert np.array_equal(load_image(data, (32, 32)), load_image(tmp_path / "a.jpg", (32, 32)))
+    with pytest.raises(BadImage, match="upload: empty file"):
+        load_image(b"")
+    for side, message in ((5000, "5000x5000 pixels, over the limit of 1,000,000"),
+                          (20000, "could be decompression bomb")):  # past Pillow's own limit
+        buf = io.BytesIO()
+        Image.new("1", (side, side)).save(buf, "PNG")  # kilobytes that would decode to megapixels
+        with pytest.raises(ImageTooLarge, match=f"too large to decode safely: .*{message}"):
+            load_image(buf.getvalue(), (32, 32), max_pixels=1_000_000)
+
+
 # --------------------------------------------------------------------------- reports and caches
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from mobilenets import artifacts
 from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
-from mobilenets.rundir import KERAS_SUFFIXES, model_files
+from mobilenets.rundir import EVALUATION, KERAS_SUFFIXES, evaluation_dir, model_files
 
 
 TTA = ("none", "flip")
@@ -119,7 +119,7 @@ def _batches(images, batch_size: int):
 def write_evaluation(result: dict, out_dir: Path) -> Path:
     """Write evaluation.json, confusion_matrix.png and misclassified.csv."""
     out_dir = Path(out_dir)
-    artifacts.write_json(out_dir / "evaluation.json", result)
+    artifacts.write_json(out_dir / EVALUATION, result)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["path", "true", "predicted", "confidence"], lineterminator="\n")
     w.writeheader()
@@ -185,8 +185,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     found = model_files(target, need_run=True)
     model_path = found.model_path
     config = found.config if found.run_dir else {}
-    default_out = (target / f"evaluation-{split}" if found.run_dir
-                   else target.parent / f"{target.stem}-evaluation-{split}")
+    default_out = evaluation_dir(found, split)
     model = load_keras_model(model_path)
     if data is None:
         if "data" not in config:
@@ -216,7 +215,7 @@ def evaluate(target, data=None, split: str = "test", out_dir=None, k: int = 5,
     result["out_dir"] = str(out)
     if skipped:
         report(f"skipped {skipped_text(skipped)} of the {split!r} split; reasons in "
-               f"{out / 'evaluation.json'}")
+               f"{out / EVALUATION}")
     return result
 
 

@@ -7,7 +7,8 @@
 A run folder (what `retrain` and `train` write; RUN on every command line)
 holds `config.json` (every setting), `labels.txt` (one class per output, in
 order), `model.keras` (written when training ends), `metrics.json`,
-`data_report.json`, `history.csv`, and `export/` once exported. A model file
+`data_report.json`, `history.csv`, `export/` once exported and
+`evaluation-<split>/` once evaluated. A model file
 outside a run is read with the `labels.txt` and `config.json` beside it when
 they are there. evaluate, export, predict, benchmark, compare and the Python
 API all find a run's files here, so they agree on what a run is.
@@ -27,6 +28,7 @@ CONFIG = "config.json"
 LABELS = "labels.txt"
 METRICS = "metrics.json"
 EXPORT = "export"
+EVALUATION = "evaluation.json"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -110,3 +112,24 @@ def run_models(run: "str | os.PathLike") -> list[Path]:
     run = Path(run)
     return ([run / MODEL] if (run / MODEL).is_file() else []) + \
         sorted((run / EXPORT).glob("*.tflite")) + sorted(run.glob("*.tflite"))
+
+
+def evaluation_dir(found: ModelFiles, split: str) -> Path:
+    """Where `evaluate` writes a split's results: `<run>/evaluation-<split>/` for a run,
+    `<stem>-evaluation-<split>/` beside a model file."""
+    if found.run_dir is not None:
+        return found.run_dir / f"evaluation-{split}"
+    return found.folder / f"{found.model_path.stem}-evaluation-{split}"
+
+
+def evaluations(target: "str | os.PathLike") -> list[Path]:
+    """Every finished evaluation of a run folder or model file, sorted by name: a run's
+    `evaluation/` (its test split, written by training) and `evaluation-<split>/` (by
+    `evaluate`), or a model file's `<stem>-evaluation-<split>/`.
+
+    A folder counts when it holds `evaluation.json`.
+    """
+    target = Path(target)
+    folder, pattern = (target, "evaluation*") if target.is_dir() else (
+        target.parent, f"{target.stem}-evaluation-*")
+    return [d for d in sorted(folder.glob(pattern)) if (d / EVALUATION).is_file()]

@@ -17,6 +17,7 @@ The package, one module per group of commands, each importing only those above i
     training  retrain, train, evaluate, demo
     deploy    profile, export, predict, benchmark
     choose    zoo, compare
+    serve     serve (the web page)
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import sys
 from mobilenets.cli.choose import add_compare, add_zoo
 from mobilenets.cli.common import EXIT_PARITY, EXIT_USAGE, Parser, run  # noqa: F401
 from mobilenets.cli.deploy import add_benchmark, add_export, add_predict, add_profile
+from mobilenets.cli.serve import add_serve
 from mobilenets.cli.training import add_demo, add_evaluate, add_retrain, add_train
 
 # The order `mobilenets --help` lists them in.
 COMMANDS = [add_demo, add_zoo, add_profile, add_retrain, add_train, add_evaluate, add_export, add_predict,
-            add_benchmark, add_compare]
+            add_benchmark, add_serve, add_compare]
 
 __all__ = ["COMMANDS", "EXIT_PARITY", "EXIT_USAGE", "build_parser", "main"]
 

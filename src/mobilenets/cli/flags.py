@@ -37,6 +37,7 @@ fraction = _value(float, lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
 fraction_below_1 = _value(float, lambda v: 0 <= v < 1, "a fraction >= 0 and < 1")
 fraction_inside = _value(float, lambda v: 0 < v < 1, "a fraction > 0 and < 1")
 percent = _value(float, lambda v: 0 <= v < 100, "a percentage >= 0 and < 100")
+port = _value(int, lambda v: 0 <= v <= 65535, "a port number from 0 to 65535 (0: any free port)")
 drop = _value(float, lambda v: 0 <= v < math.inf, "a fraction >= 0 (0.01 = 1 percentage point)")
 # `--threads 1,2,4`: each measured once, in the order given.
 thread_counts = _value(lambda t: tuple(dict.fromkeys(int(n) for n in t.split(","))),

@@ -34,7 +34,8 @@ The package, one module per concern, each importing only those above it here:
     sources    `open_dataset` by name, folder, archive or IMDB-WIKI .mat
 """
 
-from mobilenets.data.images import IMAGE_EXTENSIONS, RESIZE_MODES, BadImage, load_image, resize_images
+from mobilenets.data.images import (IMAGE_EXTENSIONS, RESIZE_MODES, BadImage, ImageTooLarge, load_image,
+                                    resize_images)
 from mobilenets.data.store import DiskImages, ImageSplit, MemoryImages
 from mobilenets.data.pipeline import batch_dataset, make_dataset
 from mobilenets.data.base import (SPLITS, SPLIT_FOLDERS, MAX_NUM_IMAGES_PER_CLASS, MIN_IMAGES_PER_CLASS,
@@ -44,8 +45,8 @@ from mobilenets.data.builtins import CIFAR10_CLASSES, DIGITS_SEED, ArrayDataset,
 from mobilenets.data.archives import cache_home, extract_archive, safe_extract
 from mobilenets.data.sources import open_dataset, resolved_data, run_data
 
-__all__ = ["IMAGE_EXTENSIONS", "RESIZE_MODES", "BadImage", "load_image", "resize_images", "DiskImages", "ImageSplit",
-           "MemoryImages", "batch_dataset", "make_dataset",
+__all__ = ["IMAGE_EXTENSIONS", "RESIZE_MODES", "BadImage", "ImageTooLarge", "load_image", "resize_images",
+           "DiskImages", "ImageSplit", "MemoryImages", "batch_dataset", "make_dataset",
            "SPLITS", "SPLIT_FOLDERS", "MAX_NUM_IMAGES_PER_CLASS", "MIN_IMAGES_PER_CLASS", "which_set",
            "ImageData", "CACHE_VERSION", "ImageFolder", "CIFAR10_CLASSES", "DIGITS_SEED", "ArrayDataset",
            "BUILTINS", "load_builtin", "cache_home", "extract_archive", "safe_extract", "open_dataset",

@@ -1,6 +1,7 @@
 """One image file to pixels: the extensions read, a cheap sniff, decoding, resizing.
 
     pixels = load_image("cat.jpg", (224, 224), resize_mode="center_crop")
+    pixels = load_image(uploaded_bytes, (224, 224), max_pixels=64_000_000)   # an upload, bounded
 
 Pillow decodes every format; odd modes (greyscale, palette, CMYK, 16-bit,
 transparent) become 8-bit RGB, and a file that cannot be used raises
@@ -10,6 +11,7 @@ transparent) become 8-bit RGB, and a file that cannot be used raises
 from __future__ import annotations
 
 import errno
+import io
 import os
 from pathlib import Path
 
@@ -33,19 +35,27 @@ class BadImage(MobilenetsError):
         self.reason = reason
 
 
-def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch") -> np.ndarray:
-    """Decode an image file to an RGB uint8 array, whatever its format.
+class ImageTooLarge(BadImage):
+    """An image with more pixels than may be decoded (a decompression bomb, or just too big)."""
+
+
+def load_image(path: "str | os.PathLike | bytes", size=None, resize_mode: str = "stretch",
+               max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file (or the bytes of one) to an RGB uint8 array, whatever its format.
 
     Greyscale, palette, CMYK and 16-bit images become 8-bit RGB (16-bit
     values are scaled, not clipped); transparent images are composited on
     white; JPEG EXIF orientation is applied; GIF/WebP give their first frame.
 
     Args:
-        path: the image file.
+        path: the image file, or its contents as bytes (an upload).
         size: `(height, width)` (or one int: square) to resize to with
             bilinear filtering; `None` keeps the image's own size.
         resize_mode: "stretch" (resize to exactly `size`) or "center_crop"
             (crop the largest centred box of the target aspect ratio first).
+        max_pixels: refuse images with more pixels than this, read from the
+            header before anything is decoded (a decompression bomb: a small
+            file that would decode to gigabytes). Default: Pillow's own limit.
 
     Returns:
         An `(H, W, 3)` uint8 array.
@@ -57,11 +67,15 @@ def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch
 
     size = _size(size)
     _check_resize_mode(resize_mode)
-    path = Path(path)
+    data = bytes(path) if isinstance(path, (bytes, bytearray, memoryview)) else None
+    path = Path("upload") if data is not None else Path(path)
     try:
-        if path.stat().st_size == 0:
+        if (len(data) if data is not None else path.stat().st_size) == 0:
             raise BadImage(path, "empty file (0 bytes)")
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
+            if max_pixels and im.width * im.height > max_pixels:
+                raise ImageTooLarge(path, f"too large to decode safely: {im.width}x{im.height} pixels, "
+                                          f"over the limit of {max_pixels:,}")
             if size is not None:
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target
                 # is much smaller; the draft stays at least `size` each way,
@@ -76,7 +90,7 @@ def load_image(path: "str | os.PathLike", size=None, resize_mode: str = "stretch
     except UnidentifiedImageError:
         raise BadImage(path, "not an image (unrecognised file contents)") from None
     except Image.DecompressionBombError as e:
-        raise BadImage(path, f"too large to decode safely: {first_line(e)}") from None
+        raise ImageTooLarge(path, f"too large to decode safely: {first_line(e)}") from None
     except FileNotFoundError:
         if path.is_symlink():
             raise BadImage(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
