@@ -18,6 +18,7 @@ TABLES = {
     "zoo-v1": ["zoo", "--version", "v1", "--format", "md"],
     "zoo-v2": ["zoo", "--version", "v2", "--format", "md"],
     "zoo-v3": ["zoo", "--version", "v3", "--format", "md"],
+    "zoo-v4": ["zoo", "--version", "v4", "--format", "md"],
 }
 
 

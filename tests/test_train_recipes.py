@@ -79,7 +79,7 @@ def test_block_strides_of_the_wrong_length_are_one_line_errors(capsys):
     assert e.value.code == 2 and "takes comma-separated 1s and 2s" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("arch", ["v1-0.25-32", "v2-0.35-32", "v3-small-0.75-32"])
+@pytest.mark.parametrize("arch", ["v1-0.25-32", "v2-0.35-32", "v3-small-0.75-32", "v4-conv-s-0.25-32"])
 def test_scratch_recipe_builds_every_generation(arch):
     # V2's Keras head has no dropout argument: the recipe's dropout must not crash it.
     cfg = apply_preset(TrainConfig(data="x", arch=arch), "scratch")

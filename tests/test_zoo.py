@@ -18,6 +18,7 @@ def test_registry_covers_the_issue_grid():
     assert len(list_variants("v1")) == 16
     assert len(list_variants("v2")) == 30
     assert len(list_variants("v3")) == 8
+    assert len(list_variants("v4")) == 3
     assert {v.spec.alpha for v in list_variants("v1")} == {1.0, 0.75, 0.5, 0.25}
     assert {v.spec.height for v in list_variants("v2")} == {96, 128, 160, 192, 224}
 
@@ -39,5 +40,5 @@ def test_weights_availability_matches_keras():
 def test_filter():
     names = [v.name for v in list_variants(pattern="v1-*-224")]
     assert names == ["v1-1.00-224", "v1-0.75-224", "v1-0.50-224", "v1-0.25-224"]
-    with pytest.raises(ValueError, match="Received version='v4'"):
-        list_variants("v4")
+    with pytest.raises(ValueError, match="Received version='v5'"):
+        list_variants("v5")

@@ -3,9 +3,11 @@
     model = build_model("v1-0.25-224", classes=5, weights="imagenet", head="new",
                         preprocessing=True)
 
-Every model here is a flat functional model made by `keras.applications`, so
+Every V1-V3 model here is a flat functional model made by `keras.applications`, so
 official weight files load into it exactly (by name or by layer order) and
-layer names stay predictable (`conv_dw_3`, `block_5_expand`). Two heads:
+layer names stay predictable (`conv_dw_3`, `block_5_expand`). V4, which
+keras.applications lacks, is built the same way from its block tables by
+`mobilenets.models_v4`. Two heads:
 
 * `head="keras"`: the architecture's own classifier (V1's `conv_preds`, V2's
   `predictions`, ...), as in the seed's CIFAR-10 model.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
+from mobilenets.models_v4 import mobilenet_v4
 from mobilenets.specs import ModelSpec, parse_spec
 
 # Layer names of the new head; train.build freezes everything before them.
@@ -43,6 +46,8 @@ def keras_home() -> Path:
 
 def has_imagenet_weights(spec: ModelSpec) -> bool:
     """Whether official Keras ImageNet weights exist for this architecture."""
+    if spec.version == "v4":
+        return False  # Keras publishes none; timm's are PyTorch checkpoints
     if spec.family == "v1":
         return spec.alpha in V1_WEIGHT_ALPHAS
     if spec.family == "v2":
@@ -98,6 +103,8 @@ def _application(spec: ModelSpec, **kwargs):
     import keras
 
     kwargs.setdefault("name", spec.keras_name)
+    if spec.version == "v4":
+        return mobilenet_v4(spec, **kwargs)
     if spec.family == "v1":
         return keras.applications.MobileNet(alpha=spec.alpha, **kwargs)
     if spec.family == "v2":

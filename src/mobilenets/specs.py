@@ -9,13 +9,19 @@ Grammar (case-insensitive):
     v2-<alpha>-<res>           v2-1.40-224
     v3-large-<alpha>-<res>     v3-large-1.00-224
     v3-small-<alpha>-<res>     v3-small-0.75-224-min   (-min: minimalistic)
+    v4-conv-<s|m|l>[-<alpha>]-<res>  v4-conv-s-224, v4-conv-m-256, v4-conv-s-0.50-32
+
+V4's width multiplier is optional (the published models have none): the
+canonical name leaves it out at 1.00 (`v4-conv-s-224`) and shows it
+otherwise (`v4-conv-s-0.50-224`).
 
 `<res>` is one number (square) or `HxW` (non-square, e.g. `224x160`).
 Bounds: `<alpha>` from 0.05 to 2.0 (`ALPHA_RANGE`), each side of `<res>`
 from 32 to 1024 pixels (`RESOLUTION_RANGE`).
 The familiar TF-slim / Keras names are accepted as input too:
 `mobilenet_1.0_224`, `mobilenet_v1_0.50_160`, `mobilenet_v2_1.4_224`,
-`mobilenet_v3_large_1.0_224`, `mobilenet_v3_small_minimalistic_1.0_224`.
+`mobilenet_v3_large_1.0_224`, `mobilenet_v3_small_minimalistic_1.0_224`,
+`mobilenet_v4_conv_s_1.00_224`.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from dataclasses import dataclass
 
 from mobilenets.errors import SpecError
 
-FAMILIES = ("v1", "v2", "v3-large", "v3-small")
+FAMILIES = ("v1", "v2", "v3-large", "v3-small", "v4-conv-s", "v4-conv-m", "v4-conv-l")
 
 VALID_FORMS = (
     "v1-<alpha>-<res> (v1-0.50-160), v2-<alpha>-<res> (v2-1.40-224), "
     "v3-large-<alpha>-<res>, v3-small-<alpha>-<res>[-min] (v3-small-0.75-224-min), "
+    "v4-conv-<s|m|l>[-<alpha>]-<res> (v4-conv-s-224, v4-conv-m-0.50-256), "
     "or mobilenet_v1_0.50_160 / mobilenet_v2_1.4_224; <res> may be HxW"
 )
 
@@ -48,8 +55,9 @@ _RES = r"(\d+)(?:x(\d+))?"
 _SPEC_RE = re.compile(
     rf"^(v1|v2|v3-large|v3-small)-{_NUM}-{_RES}(-min)?$"
 )
+_V4_RE = re.compile(rf"^(v4-conv-[sml])(?:-{_NUM})?-{_RES}$")
 _FAMILIAR_RE = re.compile(
-    rf"^mobilenet_(?:(v1|v2|v3_large|v3_small)_)?(minimalistic_)?{_NUM}_{_RES}$"
+    rf"^mobilenet_(?:(v1|v2|v3_large|v3_small|v4_conv_[sml])_)?(minimalistic_)?{_NUM}_{_RES}$"
 )
 
 
@@ -83,6 +91,8 @@ class ModelSpec:
     def name(self) -> str:
         """Canonical spec string, e.g. `v1-0.50-160` or `v3-small-1.00-224-min`."""
         res = str(self.height) if self.height == self.width else f"{self.height}x{self.width}"
+        if self.version == "v4" and self.alpha == 1.0:
+            return f"{self.family}-{res}"
         return f"{self.family}-{self.alpha:.2f}-{res}" + ("-min" if self.minimalistic else "")
 
     @property
@@ -102,7 +112,7 @@ class ModelSpec:
 
     @property
     def version(self) -> str:
-        """`v1`, `v2` or `v3`."""
+        """`v1`, `v2`, `v3` or `v4`."""
         return self.family[:2]
 
     def with_resolution(self, height: int, width: int | None = None) -> "ModelSpec":
@@ -131,8 +141,12 @@ def parse_spec(text: "str | ModelSpec") -> ModelSpec:
     raw = str(text).strip()
     s = raw.lower()
     m = _SPEC_RE.match(s)
+    v4 = _V4_RE.match(s)
     if m:
         family, alpha, h, w, minimal = m.groups()
+    elif v4:
+        family, alpha, h, w = v4.groups()
+        alpha, minimal = alpha or "1.0", None
     else:
         m = _FAMILIAR_RE.match(s)
         if not m:

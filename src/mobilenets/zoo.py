@@ -19,6 +19,7 @@ SOURCES = {
     "slim-v1": "TF-slim mobilenet_v1.md (tensorflow/models, research/slim/nets)",
     "slim-v2": "TF-slim mobilenet/README.md (tensorflow/models, research/slim/nets/mobilenet)",
     "keras-v3": "keras.applications MobileNetV3 docstring (TF-slim V3 checkpoints)",
+    "paper-v4": "Qin et al. 2024, MobileNetV4 (arXiv:2404.10518), ImageNet-1k classification table",
 }
 
 # TF-slim's MobileNet V1 checkpoints: (alpha, resolution) -> top-1 %.
@@ -44,6 +45,12 @@ _V3_TOP1 = {
     ("v3-small", 1.0, True): 61.9,
 }
 
+# The MobileNetV4 paper, each model at the resolution it was published at:
+# (family, alpha, resolution) -> top-1 %.
+_V4_TOP1 = {
+    ("v4-conv-s", 1.0, 224): 73.8, ("v4-conv-m", 1.0, 256): 79.9, ("v4-conv-l", 1.0, 384): 82.9,
+}
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -64,8 +71,10 @@ def _variant(spec: ModelSpec) -> Variant:
         top1, src = _V1_TOP1.get((spec.alpha, spec.height)), "slim-v1"
     elif spec.family == "v2":
         top1, src = _V2_TOP1.get((spec.alpha, spec.height)), "slim-v2"
-    else:
+    elif spec.version == "v3":
         top1, src = _V3_TOP1.get((spec.family, spec.alpha, spec.minimalistic)), "keras-v3"
+    else:
+        top1, src = _V4_TOP1.get((spec.family, spec.alpha, spec.height)) if spec.square else None, "paper-v4"
     return Variant(spec, has_imagenet_weights(spec), top1, src if top1 is not None else None)
 
 
@@ -75,21 +84,23 @@ def _build_registry() -> tuple[Variant, ...]:
               for r in (224, 192, 160, 128, 96)]
     specs += [ModelSpec(f, a, 224, 224, m) for f in ("v3-large", "v3-small")
               for a in (1.0, 0.75) for m in (False, True)]
+    specs += [ModelSpec(f, 1.0, r, r) for (f, _, r) in _V4_TOP1]
     return tuple(_variant(s) for s in specs)
 
 
 VARIANTS: tuple[Variant, ...] = _build_registry()
+VERSIONS = ("v1", "v2", "v3", "v4")
 
 
 def list_variants(version: str | None = None, pattern: str | None = None) -> list[Variant]:
     """Registry variants, optionally filtered.
 
     Args:
-        version: `v1`, `v2` or `v3` (None: all).
+        version: `v1`, `v2`, `v3` or `v4` (None: all).
         pattern: a glob over spec names, e.g. `"v1-*-224"`.
     """
-    if version not in (None, "v1", "v2", "v3"):
-        raise ValueError(f"version must be v1, v2 or v3. Received version={version!r}")
+    if version not in (None, *VERSIONS):
+        raise ValueError(f"version must be one of {', '.join(VERSIONS)}. Received version={version!r}")
     return [v for v in VARIANTS
             if (version is None or v.spec.version == version)
             and (pattern is None or fnmatch.fnmatch(v.name, pattern))]

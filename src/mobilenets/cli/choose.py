@@ -21,7 +21,7 @@ from mobilenets.errors import MobilenetsError
 def add_zoo(sub):
     p = command(sub, "zoo", "List the canonical MobileNets with params, MACs and ImageNet top-1.",
                 "mobilenets zoo --version v1 --format md")
-    p.add_argument("--version", choices=["v1", "v2", "v3"], help="only this generation (default: all)")
+    p.add_argument("--version", choices=["v1", "v2", "v3", "v4"], help="only this generation (default: all)")
     p.add_argument("--filter", metavar="GLOB", help="only specs matching, e.g. 'v2-*-224' (default: all)")
     p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
                    help="how the rows are printed")
@@ -57,7 +57,8 @@ def add_compare(sub):
     p.add_argument("specs", nargs="*", metavar="SPEC", help="candidate specs, e.g. v2-1.00-224")
     p.add_argument("--grid", action="append", default=[], metavar="FAMILY:ALPHAS:RESOLUTIONS",
                    help="a grid of candidates, e.g. 'v1:1.0,0.5:224,160' (family v1, v2, v3-large, "
-                        "v3-small, v3-large-min, v3-small-min); repeatable (default: only the SPECs given)")
+                        "v3-small, v3-large-min, v3-small-min, v4-conv-s, v4-conv-m, v4-conv-l); "
+                        "repeatable (default: only the SPECs given)")
     p.add_argument("--threads", type=thread_counts, default="1", metavar="N[,N...]",
                    help="comma-separated thread counts")
     p.add_argument("--runs", type=positive_int, default=50, help="timed calls per latency")

@@ -10,7 +10,8 @@ import re
 from mobilenets.errors import MobilenetsError, SpecError
 from mobilenets.specs import ModelSpec, parse_spec
 
-GRID_FAMILIES = ("v1", "v2", "v3-large", "v3-small", "v3-large-min", "v3-small-min")
+GRID_FAMILIES = ("v1", "v2", "v3-large", "v3-small", "v3-large-min", "v3-small-min",
+                 "v4-conv-s", "v4-conv-m", "v4-conv-l")
 GRID_FORM = "family:alphas:resolutions such as 'v1:1.0,0.75,0.5:224,160'"
 
 

@@ -40,8 +40,9 @@ def _rewired(model, stem_stride: int, block_strides: "list[int] | None", bn_mome
     Args:
         stem_stride: the first convolution's stride.
         block_strides: the stride of each downsampling block after the stem
-            (the depthwise convolutions Keras builds with stride 2), in
-            order; None keeps them all at 2. Every MobileNet has four.
+            (its stride-2 convolution: depthwise in V1-V3, depthwise or a
+            full KxK convolution in V4), in order; None keeps them all at 2.
+            Every MobileNet has four.
         bn_momentum: every BatchNorm's momentum; None keeps Keras's.
 
     A stride of 1 instead of 2 keeps 32 px inputs from shrinking to 1x1
@@ -56,7 +57,8 @@ def _rewired(model, stem_stride: int, block_strides: "list[int] | None", bn_mome
     layers = cfg["layers"]
     stem = next(layer for layer in layers if layer["class_name"] == "Conv2D")
     stem["config"]["strides"] = [stem_stride, stem_stride]
-    blocks = [layer for layer in layers if layer["class_name"] == "DepthwiseConv2D"
+    blocks = [layer for layer in layers if layer is not stem
+              and layer["class_name"] in ("Conv2D", "DepthwiseConv2D")
               and tuple(layer["config"]["strides"]) == (2, 2)]
     if block_strides:
         if len(block_strides) != len(blocks) or any(s not in (1, 2) for s in block_strides):
@@ -68,8 +70,8 @@ def _rewired(model, stem_stride: int, block_strides: "list[int] | None", bn_mome
             if stride == 2:
                 continue
             layer["config"]["strides"] = [stride, stride]
-            # Keras pads stride-2 blocks explicitly (ZeroPadding2D, then a
-            # 'valid' convolution); at stride 1 the convolution pads itself.
+            # Keras (and models_v4) pad stride-2 blocks explicitly (ZeroPadding2D,
+            # then a 'valid' convolution); at stride 1 the convolution pads itself.
             pad = _input_layer(layers, layer)
             if pad is not None and pad["class_name"] == "ZeroPadding2D":
                 pad["config"]["padding"] = [[0, 0], [0, 0]]
