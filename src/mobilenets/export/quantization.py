@@ -167,9 +167,9 @@ def _first_conv(model):
     import keras
 
     from mobilenets.models import PREPROCESS_LAYER
-    from mobilenets.quantize import _consumers
+    from mobilenets.quantize.graph import consumer_map
 
-    consumers = _consumers(model)
+    consumers = consumer_map(model)
     layer = model.get_layer(PREPROCESS_LAYER)
     while True:
         nxt = consumers.get(layer.name, [])
