@@ -17,6 +17,12 @@ Trains `v1-0.50-32` from scratch on the shared JPEG CIFAR-10 twice, with the
   flags to ours only (e.g. `--stem-stride 2 --block-strides 2,1,2,2`), to measure a
   variant of the recipe the same way.
 
+`--archs A,B` instead pairs two architectures under ours (the seed's recipe
+is not run), e.g. MobileNetV4 Conv-S against the V1 0.5 the recipe was made
+for (issue 20):
+
+    .venv/bin/python benchmarks/bench_cifar_recipes.py --minutes 30 --archs v1-0.50-32,v4-conv-s-32
+
 Same hardware, same invocation, two ways:
 
 * `--sequential`: one recipe after the other, each with the whole machine
@@ -51,8 +57,8 @@ RECIPES = {"seed": "seed-cifar10", "ours": "scratch"}
 
 
 def train_cmd(args, preset: str, core: int, runs_dir: Path, name: str, extra: list[str],
-              pin: bool) -> list[str]:
-    cmd = [str(MOBILENETS), "train", str(args.data), "--arch", args.arch, "--preset", preset,
+              pin: bool, arch: str) -> list[str]:
+    cmd = [str(MOBILENETS), "train", str(args.data), "--arch", arch, "--preset", preset,
            "--runs-dir", str(runs_dir), "--name", name, *extra]
     if args.cache_dir:
         cmd += ["--cache-dir", str(args.cache_dir)]
@@ -114,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", type=Path, help="where the runs go (default: a new temp dir)")
     p.add_argument("--ours-flags", default="", metavar="FLAGS",
                    help="extra `mobilenets train` flags for ours only, e.g. \"--stem-stride 2 --block-strides 2,1,2,2\"")
+    p.add_argument("--archs", metavar="A,B",
+                   help="pair two architectures under ours instead of seed against ours")
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = p.parse_args(argv)
     cores = [int(c) for c in args.cores.split(",")]
@@ -123,9 +131,15 @@ def main(argv=None) -> int:
         p.error("taskset not found (util-linux); install it or pass --no-pin")
     if not args.data.exists():
         p.error(f"no dataset at {args.data}")
-    recipes = {r: RECIPES[r] for r in args.recipes.split(",") if r in RECIPES}
-    if len(recipes) != len(args.recipes.split(",")) or not recipes:
-        p.error(f"--recipes takes seed and/or ours. Received {args.recipes!r}")
+    if args.archs:  # name -> (preset, arch)
+        archs = args.archs.split(",")
+        if len(archs) != 2 or len(set(archs)) != 2:
+            p.error(f"--archs takes two different specs. Received {args.archs!r}")
+        recipes = {f"ours-{a}": (RECIPES["ours"], a) for a in archs}
+    else:
+        recipes = {r: (RECIPES[r], args.arch) for r in args.recipes.split(",") if r in RECIPES}
+        if len(recipes) != len(args.recipes.split(",")) or not recipes:
+            p.error(f"--recipes takes seed and/or ours. Received {args.recipes!r}")
     if len(recipes) == 1 and not args.sequential:
         p.error("one recipe alone runs with --sequential (the concurrent mode pairs two)")
     env_start = environment()  # load average before this run's own work
@@ -137,17 +151,18 @@ def main(argv=None) -> int:
     pin = args.pin and not args.sequential
     results = run_pair({
         recipe: train_cmd(args, preset, core, runs_dir, recipe,
-                          budget + (shlex.split(args.ours_flags) if recipe == "ours" else []), pin)
-        for (recipe, preset), core in zip(recipes.items(), cores)
+                          budget + (shlex.split(args.ours_flags) if recipe.startswith("ours") else []),
+                          pin, arch)
+        for (recipe, (preset, arch)), core in zip(recipes.items(), cores)
     }, runs_dir, sequential=args.sequential)
 
     smoke = args.minutes < TARGET_MINUTES
     rows = []
-    for (recipe, preset), core in zip(recipes.items(), cores):
+    for (recipe, (preset, arch)), core in zip(recipes.items(), cores):
         r, m = results[recipe], results[recipe]["metrics"]
         config = load_json(Path(r["run"]) / "config.json")
-        rows.append({"recipe": recipe, "preset": preset,
-                     "flags": args.ours_flags if recipe == "ours" else "",
+        rows.append({"recipe": recipe, "arch": arch, "preset": preset,
+                     "flags": args.ours_flags if recipe.startswith("ours") else "",
                      "core": core if pin else "all",
                      "batch": config["batch_size"], "epochs": r["epochs"],
                      "epoch_s_median": sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
@@ -161,7 +176,11 @@ def main(argv=None) -> int:
     label = f"SMOKE TEST ({args.minutes:g} min, not the {TARGET_MINUTES}-min target run)" if smoke else \
         f"{args.minutes:g} minutes each"
     how = "one after the other, all cores each" if args.sequential else "concurrent, one pinned core each"
-    print_rows(rows, f"CIFAR-10 {args.arch} from scratch, {label}: {how}")
+    print_rows(rows, f"CIFAR-10 {args.archs or args.arch} from scratch, {label}: {how}")
+    if args.archs:
+        a, b = rows
+        print(f"\n{b['arch']} - {a['arch']}: {b['test_accuracy'] - a['test_accuracy']:+.4f} test accuracy "
+              f"in {b['epochs']} vs {a['epochs']} epochs")
     if "seed" in acc and ours_acc is not None:
         print(f"\nours - seed: {ours_acc - acc['seed']:+.4f} test accuracy")
     if ours_acc is not None:
@@ -170,7 +189,8 @@ def main(argv=None) -> int:
               + (verdict if not smoke else f"not judged (smoke test; ours reached {ours_acc:.2%})"))
     print(f"runs: {runs_dir}")
     if args.json:
-        write_json(args.json, {"benchmark": "cifar_recipes", "minutes": args.minutes, "arch": args.arch,
+        write_json(args.json, {"benchmark": "cifar_recipes", "minutes": args.minutes,
+                               "arch": args.archs or args.arch,
                                "ours_flags": args.ours_flags,
                                "sequential": args.sequential, "smoke_test": smoke,
                                "environment": with_end_load(env_start), "rows": rows, "runs": results})

@@ -106,9 +106,8 @@ class Registry:
             k: classes returned, best first (capped at the number of labels).
 
         Returns:
-            `{"predictions": [{"label", "index", "score"}], "model", "ms", "decode_ms", "size"}`:
-            `ms` is the model's own time, `decode_ms` decoding and resizing, `size` the
-            image's `[width, height]` as uploaded.
+            `{"predictions": [{"label", "index", "score"}], "model", "ms", "decode_ms"}`:
+            `ms` is the model's own time, `decode_ms` decoding and resizing.
 
         Raises:
             BadImage: empty, not an image, corrupt (`ImageTooLarge`: over `max_pixels`).
