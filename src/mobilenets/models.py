@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mobilenets.env import first_line
 from mobilenets.errors import MobilenetsError
+from mobilenets.models_timm import TIMM_NAMES, load_timm_weights
 from mobilenets.models_v4 import mobilenet_v4
 from mobilenets.specs import ModelSpec, parse_spec
 
@@ -137,8 +138,10 @@ def build_model(
         spec: a model spec (`"v1-0.50-160"`) or `ModelSpec`.
         classes: number of output classes.
         weights: `None`/`"none"` (random init), `"imagenet"` (official Keras
-            weights: from the Keras cache, else downloaded), or a path to a
-            Keras weights file (no-top or full ImageNet model).
+            weights: from the Keras cache, else downloaded), a path to a
+            Keras weights file (no-top or full ImageNet model), or for V4 a
+            timm checkpoint (`model.safetensors`; a classifier of another
+            size than `classes` is left out).
         head: `"keras"` for the architecture's own classifier, `"new"` for
             pool -> dropout -> dense softmax on a headless backbone, or
             `"none"` for the backbone alone with global average pooling.
@@ -201,6 +204,9 @@ def _load_weights(model, spec: ModelSpec, weights, include_top: bool, classes: i
         path = Path(weights)
         if not path.is_file():
             raise MobilenetsError(f"weights file not found: {path}")
+        if path.suffix == ".safetensors":  # timm's PyTorch checkpoints, mapped by name
+            load_timm_weights(model, spec, path)
+            return
     try:
         model.load_weights(str(path))
         return
@@ -227,6 +233,11 @@ def _load_weights(model, spec: ModelSpec, weights, include_top: bool, classes: i
 def _download_imagenet(spec: ModelSpec, include_top: bool) -> Path:
     """Fetch the weights through Keras's own downloader, or say what to do."""
     names = imagenet_weight_files(spec, include_top)
+    if not names and spec.version == "v4":
+        raise MobilenetsError(
+            f"Keras publishes no ImageNet weights for {spec.name}; pass timm's checkpoint instead "
+            f"(--weights model.safetensors, from huggingface.co/timm/{TIMM_NAMES[spec.family]}.*) "
+            "or --weights none")
     if not names:
         raise MobilenetsError(
             f"no official ImageNet weights exist for {spec.name}; "
