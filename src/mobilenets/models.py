@@ -15,7 +15,8 @@ keras.applications lacks, is built the same way from its block tables by
   backbone built with `include_top=False`; the transfer-learning head.
 
 With `preprocessing=True` the model takes raw 0-255 pixels and scales them to
-[-1, 1] itself (all three MobileNet generations expect [-1, 1]).
+[-1, 1] itself (all three MobileNet generations expect [-1, 1]), or, for a
+timm checkpoint with the hub's `config.json` beside it, with its mean and std.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mobilenets.env import first_line
+from mobilenets.env import first_line, report
 from mobilenets.errors import MobilenetsError
-from mobilenets.models_timm import TIMM_NAMES, load_timm_weights
+from mobilenets.models_timm import MOBILENET_SCALING, TIMM_NAMES, input_scaling, load_timm_weights
 from mobilenets.models_v4 import mobilenet_v4
 from mobilenets.specs import ModelSpec, parse_spec
 
@@ -162,10 +163,11 @@ def build_model(
     if isinstance(weights, str) and weights.lower() == "none":
         weights = None
 
+    scaling = _input_scaling(weights, preprocessing)
     inputs = keras.Input(shape=spec.input_shape, name="image")
     x = inputs
     if preprocessing:
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=PREPROCESS_LAYER)(x)
+        x = keras.layers.Rescaling(scaling[0], offset=scaling[1], name=PREPROCESS_LAYER)(x)
 
     include_top = head == "keras"
     app_kwargs = dict(input_tensor=x, include_top=include_top, weights=None)
@@ -190,6 +192,22 @@ def build_model(
     x = keras.layers.Dropout(0.2 if dropout is None else dropout, name=HEAD_LAYERS[1])(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name=HEAD_LAYERS[2])(x)
     return keras.Model(inputs, outputs, name=base.name)
+
+
+def _input_scaling(weights, preprocessing: bool) -> tuple:
+    """The pixel Rescaling: [-1, 1], unless a timm checkpoint's config.json says otherwise."""
+    if weights is None or Path(weights).suffix != ".safetensors" or not Path(weights).is_file():
+        return MOBILENET_SCALING
+    scaling = input_scaling(weights)
+    if scaling is None:
+        report(f"{weights}: no timm config.json beside it to give the input mean and std; "
+               "assuming [-1, 1] (timm's 'inception' normalization). Checkpoints trained on ImageNet's "
+               "mean and std need the config.json from the same hub folder")
+        return MOBILENET_SCALING
+    if not preprocessing and scaling != MOBILENET_SCALING:
+        report(f"{weights} was trained on ImageNet's mean and std (config.json), not [-1, 1]: "
+               "scale the inputs so, or build with preprocessing=True")
+    return scaling
 
 
 def _load_weights(model, spec: ModelSpec, weights, include_top: bool, classes: int) -> None:

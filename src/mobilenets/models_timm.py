@@ -15,6 +15,13 @@ C, 1), Linear (out, in) -> Dense (in, out); BatchNorm takes weight, bias,
 running_mean, running_var (timm's eps is 1e-5, as ours). Both pad stride-2
 convolutions by k//2 on every side, so the outputs agree to float rounding.
 
+timm trained most of these checkpoints on inputs normalized with ImageNet's
+mean and std, not MobileNet's [-1, 1]; the hub's `config.json` beside
+`model.safetensors` says which (`pretrained_cfg.mean` / `.std`), and
+`input_scaling` turns it into the per-channel Rescaling that `build_model`
+puts in front (the padding of the first convolution then sees zeros where
+timm's does, which folding the scaling into that convolution would not give).
+
 A classifier of another size than the model's (ImageNet's 1000 against your
 N classes) is left out and keeps its fresh initialisation, as timm itself
 does; a model without the V4 head (`include_top=False`, the retrain
@@ -25,6 +32,7 @@ variant or width) is one line naming the first bad key.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +46,7 @@ from mobilenets.specs import ModelSpec
 # Our head layers and timm's modules for them; left out when the model has no top.
 HEAD = {"conv_head": "conv_head", "conv_head_bn": "norm_head", "predictions": "classifier"}
 CLASSIFIER = "predictions"
+MOBILENET_SCALING = (1 / 127.5, -1.0)  # 0-255 -> [-1, 1], what every other model here takes
 TIMM_NAMES = {"v4-conv-s": "mobilenetv4_conv_small", "v4-conv-m": "mobilenetv4_conv_medium",
               "v4-conv-l": "mobilenetv4_conv_large"}
 
@@ -163,3 +172,37 @@ def load_timm_weights(model, spec: ModelSpec, path: "str | os.PathLike") -> dict
             f"{path.name} has {extra[0]} (shape {state[extra[0]].shape}), which {spec.name} has no "
             f"layer for ({len(extra)} such keys): not a timm {theirs} checkpoint?")
     return {"layers": loaded, "skipped": skipped}
+
+
+def input_scaling(path: "str | os.PathLike") -> "tuple[float | list[float], float | list[float]] | None":
+    """The Rescaling `(scale, offset)` from 0-255 pixels to what a timm checkpoint was trained on.
+
+    Read from the hub's `config.json` beside the checkpoint (`pretrained_cfg`'s
+    `mean` and `std`, or the same keys at the top level). Per-channel lists
+    when the channels differ (ImageNet's mean and std), one scalar pair when
+    they do not (timm's "inception" 0.5 / 0.5 is `MOBILENET_SCALING`); None
+    when there is no `config.json` or it names no mean and std.
+    """
+    config = Path(path).parent / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MobilenetsError(f"cannot read {config} (timm's settings for {Path(path).name}): {e}") from None
+    cfg = data.get("pretrained_cfg", data) if isinstance(data, dict) else {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if mean is None or std is None:
+        return None
+    try:
+        mean, std = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        mean = std = []
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise MobilenetsError(f"{config}: mean and std must be 3 numbers each (std > 0). "
+                              f"Received mean={cfg.get('mean')}, std={cfg.get('std')}")
+    scale = [1 / (255 * s) for s in std]
+    offset = [-m / s for m, s in zip(mean, std)]
+    if max(scale) - min(scale) < 1e-12 and max(offset) - min(offset) < 1e-12:
+        return scale[0], offset[0]
+    return scale, offset
