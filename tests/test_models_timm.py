@@ -281,3 +281,20 @@ def test_cli_retrain_refuses_another_variants_checkpoint_in_one_line(tmp_path, m
                  "--no-cache"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("mobilenets retrain: error: model.safetensors has no blocks.0.0.conv.weight")
+
+
+def test_retrain_feature_cache_follows_the_checkpoints_config_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOBILENETS_CACHE", str(tmp_path / "cache"))
+    write_safetensors(tmp_path / "model.safetensors", timm_state("v4-conv-s"))
+    argv = ["retrain", "digits", "--arch", "v4-conv-s-32", "--weights", "model.safetensors", "--epochs", "1"]
+
+    def features():
+        assert main(argv) == 0
+        return [line for line in capsys.readouterr().err.splitlines() if "bottleneck features" in line]
+
+    assert "computed" in features()[0]  # [-1, 1]: no config.json
+    (tmp_path / "config.json").write_text(json.dumps({"pretrained_cfg": {"mean": list(IMAGENET_MEAN),
+                                                                          "std": list(IMAGENET_STD)}}))
+    assert "computed" in features()[0]  # other pixels in, other features: not the cached ones
+    assert "cache hit" in features()[0]

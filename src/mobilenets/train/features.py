@@ -34,14 +34,28 @@ def image_cache(cache_dir: Path | None) -> Path | None:
     return cache_dir / "images" if cache_dir else None
 
 
-def _feature_key(config: TrainConfig, images: ImageSplit) -> str:
+def _feature_key(config: TrainConfig, images: ImageSplit, scaling: list | None = None) -> str:
     # The pixels' digest comes with the split (taken as it was decoded), so a
     # cache hit does not read every image again.
     weights = config.weights
     if weights not in ("imagenet", "none") and Path(weights).is_file():
         weights = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    blob = json.dumps([config.spec.name, weights, [len(images), *images.image_shape], images.content_key])
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    parts = [config.spec.name, weights, [len(images), *images.image_shape], images.content_key]
+    if scaling is not None:  # not [-1, 1]: a timm checkpoint's mean and std, which its config.json may change
+        parts.append(scaling)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+
+def _pixel_scaling(model) -> list | None:
+    """The model's pixel Rescaling as `[scale, offset]`, None when it is MobileNet's [-1, 1]."""
+    from mobilenets.models import PREPROCESS_LAYER
+
+    layer = {layer.name: layer for layer in model.layers}.get(PREPROCESS_LAYER)
+    if layer is None:
+        return None
+    cfg = layer.get_config()
+    scaling = [cfg["scale"], cfg["offset"]]
+    return None if scaling == [1 / 127.5, -1.0] else scaling
 
 
 def extract_features(backbone, images: "ImageSplit | np.ndarray", key: str, cache_dir: Path | None,
@@ -83,7 +97,7 @@ def head_on_features(model, job: Job):
         images = data.stream(split, job.size, cache_dir=job.images_dir)
         if not len(images):  # every file failed to decode: what the image pipeline says then
             raise MobilenetsError(f"the {split!r} split of {data.name} is empty")
-        key = _feature_key(config, images)
+        key = _feature_key(config, images, _pixel_scaling(model))
         feats[split], hits[split] = extract_features(backbone, images, key, cache_dir)
         feats[split] = (feats[split], images.labels)
     state["feature_cache_hit"] = all(hits.values())
