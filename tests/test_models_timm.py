@@ -298,3 +298,10 @@ def test_retrain_feature_cache_follows_the_checkpoints_config_json(tmp_path, mon
                                                                           "std": list(IMAGENET_STD)}}))
     assert "computed" in features()[0]  # other pixels in, other features: not the cached ones
     assert "cache hit" in features()[0]
+
+
+def test_imagenet_weights_for_v4_point_to_timms_checkpoints():
+    with pytest.raises(MobilenetsError, match=r"Keras publishes no ImageNet weights for v4-conv-m-224; pass "
+                       r"timm's checkpoint instead: model.safetensors with its config.json, from "
+                       r"huggingface.co/timm/mobilenetv4_conv_medium\.\*"):
+        build_model("v4-conv-m-224", weights="imagenet", head="new")

@@ -253,9 +253,8 @@ def _download_imagenet(spec: ModelSpec, include_top: bool) -> Path:
     names = imagenet_weight_files(spec, include_top)
     if not names and spec.version == "v4":
         raise MobilenetsError(
-            f"Keras publishes no ImageNet weights for {spec.name}; pass timm's checkpoint instead "
-            f"(--weights model.safetensors, from huggingface.co/timm/{TIMM_NAMES[spec.family]}.*) "
-            "or --weights none")
+            f"Keras publishes no ImageNet weights for {spec.name}; pass timm's checkpoint instead: "
+            f"model.safetensors with its config.json, from huggingface.co/timm/{TIMM_NAMES[spec.family]}.*")
     if not names:
         raise MobilenetsError(
             f"no official ImageNet weights exist for {spec.name}; "

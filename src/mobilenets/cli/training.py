@@ -161,7 +161,8 @@ def add_retrain(sub):
     _add_training_flags(p, scratch=False)
     d = recipe("retrain")
     p.add_argument("--weights", help="imagenet (from the Keras cache, else downloaded), none, or a weights "
-                                     f"file (default: {d.weights})")
+                                     "file; for v4-* timm's model.safetensors, with its config.json beside it "
+                                     f"(default: {d.weights})")
     p.add_argument("--fine-tune", type=non_negative_int, metavar="N",
                    help="then unfreeze the top N backbone layers (BatchNorm stays frozen); try 80 with "
                         "v1-0.25 (of its 87 layers) and --fine-tune-epochs 10-20, or 20 for a quicker "
