@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
+import subprocess
 import time
 
 import numpy as np
@@ -86,28 +86,25 @@ def cluster_strategy(timeout: float | None = None):
     """`(strategy, task)`: MultiWorkerMirroredStrategy over TF_CONFIG's cluster, ring all-reduce.
 
     TensorFlow waits for every peer without end; past `timeout` seconds
-    (default $MOBILENETS_CLUSTER_TIMEOUT, else `CLUSTER_TIMEOUT`) this
-    process says which peers never joined, in one line, and exits 2. It
-    cannot raise: TensorFlow holds the main thread inside native code.
+    (default $MOBILENETS_CLUSTER_TIMEOUT, else `CLUSTER_TIMEOUT`) a
+    watchdog says which peers never joined, in one line, and kills this
+    process (exit status -9): it cannot raise, as TensorFlow holds the
+    interpreter while it waits.
     """
     import tensorflow as tf
 
     task = cluster_task()
     if timeout is None:
         timeout = float(os.environ.get("MOBILENETS_CLUSTER_TIMEOUT", CLUSTER_TIMEOUT))
-    joined = threading.Event()
-
-    def give_up():
-        if joined.wait(timeout):
-            return
-        peers = [a for job, addresses in task["cluster"].items() for i, a in enumerate(addresses)
-                 if (job, i) != (task["type"], task["index"])]
-        print(f"mobilenets: error: the cluster in TF_CONFIG did not come together within {timeout:g} s "
-              f"(this is {task['type']} {task['index']}; peers: {', '.join(peers)}): start every worker, "
-              f"or check their addresses", file=sys.stderr, flush=True)
-        os._exit(2)
-
-    threading.Thread(target=give_up, daemon=True).start()
+    peers = [a for job, addresses in task["cluster"].items() for i, a in enumerate(addresses)
+             if (job, i) != (task["type"], task["index"])]
+    message = (f"mobilenets: error: the cluster in TF_CONFIG did not come together within {timeout:g} s "
+               f"(this is {task['type']} {task['index']}; peers: {', '.join(peers)}): start every worker, "
+               f"or check their addresses")
+    # TensorFlow waits holding the interpreter (no Python thread or signal handler runs, SIGTERM
+    # is caught): a watchdog process of its own ends it, unless told in time that the cluster met.
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],
+                                stdin=subprocess.PIPE)
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
     try:
@@ -115,7 +112,8 @@ def cluster_strategy(timeout: float | None = None):
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         raise MobilenetsError(f"cannot join the cluster in TF_CONFIG: {str(e).splitlines()[0][:200]}") from None
     finally:
-        joined.set()
+        watchdog.stdin.close()  # EOF: stand down
+        watchdog.wait()
     return strategy, task
 
 
@@ -135,6 +133,15 @@ def all_sum(strategy, vector: np.ndarray) -> np.ndarray:
 
 
 _reducers: dict = {}
+
+_WATCHDOG = """
+import os, select, signal, sys
+pid, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+ready, _, _ = select.select([sys.stdin], [], [], timeout)
+if not ready:
+    print(message, file=sys.stderr, flush=True)
+    os.kill(pid, signal.SIGKILL)
+"""
 
 
 def from_chief(strategy, chief: bool, vector) -> np.ndarray:
