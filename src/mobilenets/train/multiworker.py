@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from mobilenets import artifacts
-from mobilenets.data import make_dataset
+from mobilenets.data import MemoryImages, make_dataset
 from mobilenets.env import report
 from mobilenets.errors import MobilenetsError
 from mobilenets.train.build import compile_model
@@ -184,8 +184,6 @@ def average_statistics(strategy, model) -> None:
 
 def _shard(images, labels: np.ndarray, index: int, count: int):
     """Every `count`th image from `index`: this worker's share."""
-    from mobilenets.data.store import MemoryImages
-
     keep = np.arange(index, len(labels), count)
     return MemoryImages(images.take(keep), labels[keep], [images.paths[i] for i in keep])
 
