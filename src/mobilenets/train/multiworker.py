@@ -222,7 +222,8 @@ def multiworker_phase(model, job: Job, phase: str, epochs: int, lr: float, task:
     def train_set(height_width):
         def make(context):
             shard = _shard(images, labels, context.input_pipeline_id, context.num_input_pipelines)
-            ds = make_dataset(shard, shard.labels, batch_size=per_worker, shuffle=True, augment=aug,
+            # The array itself: make_dataset gathers it in the graph (an ImageSplit is read through NumPy).
+            ds = make_dataset(shard.images, shard.labels, batch_size=per_worker, shuffle=True, augment=aug,
                               seed=config.seed + context.input_pipeline_id, drop_remainder=True).take(steps)
             if tuple(height_width) != tuple(size):
                 ds = ds.map(lambda x, y: (tf.image.resize(x, height_width, antialias=True), y))
@@ -233,7 +234,7 @@ def multiworker_phase(model, job: Job, phase: str, epochs: int, lr: float, task:
     if "val" in job.splits:
         v = data.stream("val", size, cache_dir=job.images_dir)
         val_shard = _shard(v, np.asarray(v.labels), task_rank(task), workers)
-        val = make_dataset(val_shard, val_shard.labels, batch_size=max(per_worker, 32)) if len(val_shard) else None
+        val = make_dataset(val_shard.images, val_shard.labels, batch_size=max(per_worker, 32)) if len(val_shard) else None
 
     ckpt = run / "checkpoints" / f"{phase}.keras"
     initial, complete = 0, False
