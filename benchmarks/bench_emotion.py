@@ -29,7 +29,6 @@ Target: >= 66% test accuracy for the best (mini-Xception's FER2013 figure).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
