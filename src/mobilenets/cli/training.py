@@ -147,6 +147,8 @@ def _run_training(args, mode: str):
     from mobilenets.train import summary_rows
 
     run = training_run(args, mode)
+    if run is None:  # a multi-worker run's non-chief worker: the chief writes and reports the run
+        return
     rows = summary_rows(run)
     if rows:
         write_rows(rows, "table", title=run.name)

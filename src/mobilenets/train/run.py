@@ -21,6 +21,7 @@ from mobilenets.train.config import TrainConfig
 from mobilenets.train.features import head_on_features, image_cache
 from mobilenets.train.history import plot_history
 from mobilenets.train.lowres import low_res_size
+from mobilenets.train.multiworker import WORKER_MODEL_ENV, cluster_strategy, multiworker_phase
 from mobilenets.train.phases import fit_phase
 from mobilenets.train.runs import (Job, ignored_on_resume, load_checkpoint, load_run_config, load_state, new_run_dir,
                                    resume_data)
@@ -29,7 +30,7 @@ from mobilenets.train.runtime import apply_thread_plan, strategy_for, strategy_s
 
 def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
                  resume: "str | os.PathLike | None" = None, cache_dir: "str | os.PathLike | None" = None,
-                 data=None, random_backbone: bool = True) -> Path:
+                 data=None, random_backbone: bool = True, cluster=None) -> "Path | None":
     """Train (or resume) a run and write everything to its directory.
 
     Args:
@@ -42,9 +43,13 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         data: an already opened dataset (default: `open_dataset(config.data)`).
         random_backbone: allow a retrain on a randomly initialised backbone
             (`weights="none"`); False refuses it (see `refuse_random_backbone`).
+        cluster: `(strategy, task)` of `multiworker.cluster_strategy()`; made
+            here from TF_CONFIG when the run is `distribute="multiworker"`.
 
     Returns:
-        The run directory.
+        The run directory; None on a multi-worker run's non-chief workers,
+        which train in a temporary folder of their own, removed at the end
+        (only the chief writes the run).
 
     If TensorFlow has not run anything yet in this process, a small-step
     run also sets its thread pools (`apply_thread_plan`), process-wide.
@@ -52,6 +57,11 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
     import keras
 
     started = time.monotonic()
+    if cluster is None and "multiworker" in (config.distribute, resume and load_run_config(Path(resume)).distribute):
+        # First: the strategy starts this worker's server before TensorFlow runs anything.
+        cluster = cluster_strategy()
+        if not cluster[1]["chief"]:
+            return _worker_run(config, runs_dir, name, resume, cache_dir, data, random_backbone, cluster)
     if resume:
         run = Path(resume)
         given, config = config, load_run_config(run)
@@ -102,7 +112,7 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
         for folder in (cache_dir / "features", images_dir):
             artifacts.remove_stale(folder)
     try:
-        return _train_run(run, config, state, cache_dir, files_dir, images_dir, data, started)
+        return _train_run(run, config, state, cache_dir, files_dir, images_dir, data, started, cluster)
     except MobilenetsError:
         if not resume and not (run / "checkpoints" / "state.json").exists():
             # Refused before its first epoch (bad data, a split that decodes to
@@ -122,6 +132,26 @@ def run_training(config: TrainConfig, runs_dir="runs", name: str | None = None,
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _worker_run(config, runs_dir, name, resume, cache_dir, data, random_backbone, cluster) -> None:
+    """A non-chief worker's share of a multi-worker run, in a temporary folder it removes.
+
+    A resumed run is copied there first (the chief's folder must be readable
+    here: shared storage), so this worker reads the same state and never
+    writes into the chief's run; weights come from the chief all the same.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="mobilenets-worker-"))
+    try:
+        if resume:
+            resume = shutil.copytree(resume, scratch / Path(resume).name)
+        else:
+            runs_dir = scratch
+        run_training(config, runs_dir=runs_dir, name=name, resume=resume, cache_dir=cache_dir, data=data,
+                     random_backbone=random_backbone, cluster=cluster)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return None
+
+
 def refuse_random_backbone(config: TrainConfig) -> None:
     """Refuse a retrain whose frozen backbone has random weights.
 
@@ -137,7 +167,7 @@ def refuse_random_backbone(config: TrainConfig) -> None:
 
 
 def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir: Path, images_dir: Path,
-               data, started: float) -> Path:
+               data, started: float, cluster=None) -> "Path | None":
     import keras
 
     from mobilenets.data import open_dataset
@@ -154,11 +184,18 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir
     data.write_report(run / "data_report.json")
     classes = list(data.classes)
     artifacts.write_text(run / "labels.txt", "\n".join(classes) + "\n")
-    strategy = strategy_for(config)
+    strategy = cluster[0] if cluster else strategy_for(config)
     state["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
     aug = Augment.parse(config.augment)
     job = Job(dir=run, config=config, data=data, splits=data.splits, augment=aug, state=state,
               started=started, strategy=strategy, cache_dir=cache_dir, images_dir=images_dir)
+    if cluster:
+        task = cluster[1]
+
+        def phase_fit(model, job, phase, epochs, lr):  # Keras's fit does not run multi-worker
+            return multiworker_phase(model, job, phase, epochs, lr, task)
+    else:
+        phase_fit = fit_phase
 
     with strategy_scope(strategy):
         model = build_for_config(config, len(classes))
@@ -172,21 +209,30 @@ def _train_run(run: Path, config: TrainConfig, state: dict, cache_dir, files_dir
                 if not aug.is_identity:
                     report("augmentation is on: bottleneck features are not cached "
                            "(each epoch sees new images)")
-                model = fit_phase(model, job, "head", config.epochs, config.learning_rate)
+                model = phase_fit(model, job, "head", config.epochs, config.learning_rate)
+        elif cluster:  # the architecture only: the fine-tuning phase takes the chief's weights
+            set_trainable(model, 0)
         else:
             with strategy_scope(strategy):
                 model = load_checkpoint(run / "checkpoints" / "head.keras")
         if config.fine_tune and "fine_tune" not in state["done"]:
             set_trainable(model, config.fine_tune)
             lr = config.fine_tune_learning_rate or config.learning_rate / 10
-            model = fit_phase(model, job, "fine_tune", config.fine_tune_epochs, lr)
+            if cluster and "head" in state["done"] and state.get("phase") != "fine_tune" and task["chief"]:
+                head = load_checkpoint(run / "checkpoints" / "head.keras")  # sent to all by the phase
+                model.set_weights(head.get_weights())
+            model = phase_fit(model, job, "fine_tune", config.fine_tune_epochs, lr)
     else:
-        model = fit_phase(model, job, "train", config.epochs, config.learning_rate)
+        model = phase_fit(model, job, "train", config.epochs, config.learning_rate)
 
     if strategy is not None:  # evaluate and save a plain, single-device copy
         plain = keras.Model.from_config(model.get_config())
         plain.set_weights(model.get_weights())
         model = plain
+    if cluster and not cluster[1]["chief"]:
+        if os.environ.get(WORKER_MODEL_ENV):  # for checking that every worker ends alike
+            model.save(os.environ[WORKER_MODEL_ENV])
+        return None
     finish_run(run, model, data, job.splits, state, started, images_dir,
                flip_tta=bool(config.augment.get("flip_left_right")))
     return run
