@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,6 +110,25 @@ def log(message: str) -> None:
 
 def load_json(path: "str | os.PathLike") -> dict:
     return json.loads(Path(path).read_text())
+
+
+def measured(cmd: list[str], env: dict, log_path: Path) -> dict:
+    """Run `cmd` in a fresh process, output to `log_path`: wall s, max RSS GB and CPU s from its rusage.
+
+    Exits the benchmark with the log's tail when the command fails.
+    """
+    log(" ".join(cmd))
+    start = time.monotonic()
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = Path(log_path).read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{Path(log_path).stem} failed (exit {code}):\n{tail}")
+    return {"wall_s": round(wall, 1), "max_rss_gb": round(usage.ru_maxrss / 2**20, 2),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
 
 
 def verdict(rows: list[dict], key: str, target: str, args) -> int:

@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, environment, load_json, log, offline_keras_home, print_rows, ratio, verdict, with_end_load
+from _common import (REPO, environment, load_json, log, measured, offline_keras_home, print_rows, ratio, verdict,
+                     with_end_load)
 
 ARCH = "v1-0.25-224"
 MAX_RSS_GB = 4.0
@@ -93,22 +92,11 @@ def retrain(mat: Path, work: Path, name: str) -> dict:
     runs, cache = work / "runs", Path(tempfile.mkdtemp(prefix="cache-", dir=work))
     cmd = [sys.executable, "-m", "mobilenets", "retrain", str(mat), "--preset", "gender", "--arch", ARCH,
            "--epochs", "1", "--cache-dir", str(cache), "--runs-dir", str(runs), "--name", name]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    log(f"{name}: {' '.join(cmd)}")
-    start = time.monotonic()
-    with open(work / f"{name}.log", "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = (work / f"{name}.log").read_text(errors="replace")[-2000:]
-        raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)}):\n{tail}")
+    r = measured(cmd, dict(os.environ, PYTHONPATH=str(REPO / "src")), work / f"{name}.log")
     run = runs / name
     data = load_json(run / "data_report.json") if (run / "data_report.json").is_file() else {}
     metrics = load_json(run / "metrics.json")
-    return {"wall_s": round(wall, 1), "max_rss_gb": round(usage.ru_maxrss / 2**20, 2),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "images_used": data.get("total", data.get("images")),
+    return {**r, "images_used": data.get("total", data.get("images")),
             "val_accuracy": metrics.get("val", {}).get("accuracy")}
 
 

@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,24 +26,18 @@ from pathlib import Path
 
 from _common import MOBILENETS, environment, log, print_rows, verdict
 
+from mobilenets.train.multiworker import local_ports
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _train(args, runs: Path, name: str, cores: list[int], distribute: str) -> dict:
     cmd = [str(MOBILENETS), "train", args.data, "--arch", args.arch, "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--low-res", "0", "--no-cache", "--seed", "0",
            "--runs-dir", str(runs), "--name", name, "--distribute", distribute]
-    ports = _ports(len(cores))
+    ports = local_ports(len(cores))
     procs = []
     start = time.monotonic()
     for index, core in enumerate(cores):

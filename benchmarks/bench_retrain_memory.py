@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-from _common import (REPO, SHARED, environment, load_json, log, offline_keras_home, print_rows, ratio, verdict,
-                     with_end_load)
+from _common import (REPO, SHARED, environment, load_json, log, measured, offline_keras_home, print_rows, ratio,
+                     verdict, with_end_load)
 
 CIFAR = SHARED / "data" / "cifar10-jpg.tar.gz"
 ARCH = "v1-0.25-224"
@@ -66,20 +64,10 @@ def retrain(tree: Path, folder: Path, work: Path, name: str) -> dict:
     runs, cache = work / "runs", Path(tempfile.mkdtemp(prefix="cache-", dir=work))
     cmd = [sys.executable, "-m", "mobilenets", "retrain", str(folder), "--arch", ARCH, "--epochs", "1",
            "--cache-dir", str(cache), "--runs-dir", str(runs), "--name", name]
-    env = dict(os.environ, PYTHONPATH=str(tree / "src"))
-    log(f"{name}: {' '.join(cmd)}  (PYTHONPATH={env['PYTHONPATH']})")
-    start = time.monotonic()
-    with open(work / f"{name}.log", "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = (work / f"{name}.log").read_text(errors="replace")[-2000:]
-        raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)}):\n{tail}")
+    log(f"{name}: PYTHONPATH={tree / 'src'}")
+    r = measured(cmd, dict(os.environ, PYTHONPATH=str(tree / "src")), work / f"{name}.log")
     metrics = load_json(runs / name / "metrics.json")
-    return {"wall_s": round(wall, 1), "max_rss_gb": round(usage.ru_maxrss / 2**20, 2),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "val_accuracy": metrics.get("val", {}).get("accuracy")}
+    return {**r, "val_accuracy": metrics.get("val", {}).get("accuracy")}
 
 
 def main() -> int:

@@ -2,24 +2,17 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from mobilenets.train.multiworker import local_ports
+
 ARGS = ["digits", "--arch", "v1-0.25-32", "--epochs", "3", "--batch-size", "32", "--low-res", "0", "--no-cache"]
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _env(**extra):
@@ -30,7 +23,7 @@ def _env(**extra):
 
 def _cluster(args, worker_model):
     """Run `mobilenets train ARGS` on two workers; returns their (returncode, stderr)."""
-    ports = _free_ports(2)
+    ports = local_ports(2)
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
@@ -112,7 +105,7 @@ def test_a_bad_tf_config_is_one_line_and_a_non_zero_exit(tmp_path, tf_config, sa
 
 
 def test_a_peer_that_never_comes_is_one_line_after_the_timeout(tmp_path):
-    a, b = _free_ports(2)
+    a, b = local_ports(2)
     tf_config = json.dumps({"cluster": {"worker": [f"localhost:{a}", f"localhost:{b}"]},
                             "task": {"type": "worker", "index": 1}})
     env = _env(TF_CONFIG=tf_config)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -34,7 +34,13 @@ from mobilenets.train.build import compile_model
 from mobilenets.train.callbacks import budget_cosine
 from mobilenets.train.history import write_history
 from mobilenets.train.kernels import training_kernels
-from mobilenets.train.lowres import check_fits, fits, low_res_epochs, low_res_size, pixels
+from mobilenets.train.lowres import (
+    check_fits,
+    fits,
+    low_res_epochs,
+    low_res_size,
+    pixels,
+)
 from mobilenets.train.runs import Job, load_checkpoint
 from mobilenets.train.schedule import budget_fitted
 
@@ -42,6 +48,20 @@ from mobilenets.train.schedule import budget_fitted
 CLUSTER_TIMEOUT = 300.0
 # Where a non-chief worker saves its final model before removing its folder (for checks).
 WORKER_MODEL_ENV = "MOBILENETS_WORKER_MODEL"
+
+
+def local_ports(n: int) -> list[int]:
+    """`n` free localhost ports (bound together, then released): a local cluster's TF_CONFIG."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def cluster_task(environ=os.environ) -> dict:
